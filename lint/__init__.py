@@ -1,0 +1,1 @@
+"""wd-lint: the static half of wd-guard. Reads source with libcst; never imports torch."""

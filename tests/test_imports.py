@@ -1,0 +1,54 @@
+"""The package and the linter import without torch or Lightning; runtime names load lazily."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+HEAVY = ("torch", "lightning", "pytorch_lightning", "torchmetrics")
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True)
+
+
+def test_import_loads_no_framework():
+    result = _run(
+        f"""
+        import sys
+        import wd_guard, wd_guard.lint, wd_guard.lint.cli, wd_guard.catalogue, wd_guard.optimizers
+        heavy = [m for m in {HEAVY!r} if m in sys.modules]
+        print(heavy)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_missing_extra_names_the_extra():
+    # Simulate an install without the extra: torch and lightning cannot be imported.
+    result = _run(
+        """
+        import sys
+        for name in ("torch", "lightning", "pytorch_lightning", "torchmetrics"):
+            sys.modules[name] = None
+        try:
+            from wd_guard import WeightDecayGuard
+        except ImportError as exc:
+            print(exc)
+        """
+    )
+    assert "wd-guard[lightning]" in result.stdout, result.stdout + result.stderr
+
+
+def test_lazy_names_resolve():
+    result = _run(
+        """
+        import wd_guard
+        from wd_guard import WeightDecayGuard, audit, param_groups, weight_stats, Finding
+        print(WeightDecayGuard.__module__, audit.__module__, param_groups.__module__, weight_stats.__module__)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["wd_guard.callback", "wd_guard.audit", "wd_guard.groups", "wd_guard.stats"]

@@ -1,0 +1,76 @@
+"""The optimizer table checked against the installed torch: defaults, flags and argument order."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from wd_guard import optimizers  # noqa: E402
+from wd_guard.optimizers import DecayKind  # noqa: E402
+
+TORCH_FACTS = [f for f in optimizers.OPTIMIZERS if f.name.startswith("torch.optim.") and hasattr(torch.optim, f.short_name)]
+
+
+def _ctor_parameters(cls):
+    return list(inspect.signature(cls.__init__).parameters.values())[2:]
+
+
+@pytest.mark.parametrize("fact", TORCH_FACTS, ids=lambda f: f.short_name)
+def test_positional_order_matches_torch(fact):
+    cls = getattr(torch.optim, fact.short_name)
+    positional = [p.name for p in _ctor_parameters(cls) if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert tuple(positional[: len(fact.positional)]) == fact.positional
+
+
+@pytest.mark.parametrize("fact", TORCH_FACTS, ids=lambda f: f.short_name)
+def test_defaults_match_torch(fact):
+    cls = getattr(torch.optim, fact.short_name)
+    defaults = {p.name: p.default for p in _ctor_parameters(cls)}
+    assert defaults.get("weight_decay", 0.0) == fact.default_weight_decay
+    assert defaults["lr"] == fact.default_lr
+    if fact.decoupled_flag:
+        assert fact.decoupled_flag in defaults
+
+
+@pytest.mark.parametrize("fact", TORCH_FACTS, ids=lambda f: f.short_name)
+def test_real_class_resolves_to_its_fact(fact):
+    cls = getattr(torch.optim, fact.short_name)
+    assert optimizers.fact_for_class(cls) is fact
+
+
+def test_every_torch_optimizer_is_known():
+    classes = [
+        getattr(torch.optim, name)
+        for name in dir(torch.optim)
+        if isinstance(getattr(torch.optim, name), type)
+        and issubclass(getattr(torch.optim, name), torch.optim.Optimizer)
+        and getattr(torch.optim, name) is not torch.optim.Optimizer
+    ]
+    assert [cls.__name__ for cls in classes if optimizers.fact_for_class(cls) is None] == []
+
+
+def test_flag_is_read_from_real_param_groups():
+    model = torch.nn.Linear(2, 2)
+    adamw = torch.optim.AdamW(model.parameters())
+    fact = optimizers.fact_for_class(type(adamw))
+    assert optimizers.group_kind(fact, adamw.param_groups[0], adamw) is DecayKind.DECOUPLED
+    adam = torch.optim.Adam(model.parameters(), weight_decay=0.1, decoupled_weight_decay=True)
+    fact = optimizers.fact_for_class(type(adam))
+    assert optimizers.group_kind(fact, adam.param_groups[0], adam) is DecayKind.DECOUPLED
+    adam.param_groups[0]["decoupled_weight_decay"] = False
+    assert optimizers.group_kind(fact, adam.param_groups[0], adam) is DecayKind.COUPLED_ADAPTIVE
+
+
+def test_subclass_that_rewrites_step_is_unknown():
+    class Mine(torch.optim.Adam):
+        def step(self, closure=None):
+            return super().step(closure)
+
+    class Same(torch.optim.Adam):
+        pass
+
+    assert optimizers.fact_for_class(Mine) is None
+    assert optimizers.fact_for_class(Same).name == "torch.optim.Adam"

@@ -1,0 +1,261 @@
+"""What wd-guard knows about optimizers: plain data, read by the runtime audit, the stats and the linter.
+
+An optimizer is known by its qualified class name. For each one the table says how its
+``weight_decay`` acts (coupled L2 through an adaptive step, decoupled shrinkage, or plain L2
+as in SGD), which flag switches coupled decay to decoupled, the defaults that matter, and
+the order of its positional arguments (so the linter can read ``Adam(params, 1e-3, (0.9,
+0.999), 1e-8, 1e-2)``). An optimizer that is not in the table is *unknown*: wd-guard says so
+and never guesses how it decays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+
+
+class DecayKind(str, Enum):
+    """How an optimizer group's ``weight_decay`` acts on the weights."""
+
+    COUPLED_ADAPTIVE = "coupled-adaptive"  # L2 gradient divided by sqrt(v): WD101
+    DECOUPLED = "decoupled"  # theta *= 1 - lr * wd, outside the update (AdamW)
+    L2 = "l2"  # L2 gradient with a non-adaptive step: equal to decay (SGD)
+    NONE = "none"  # the optimizer has no weight decay
+    UNKNOWN = "unknown"  # not in the table: never guessed
+
+
+@dataclass(frozen=True)
+class OptimizerFact:
+    """How one optimizer class treats weight decay.
+
+    ``decoupled_flag`` names the option that switches coupled decay to decoupled; it is read
+    from each param group first and from the optimizer's attributes second (apex keeps it
+    there). ``positional`` lists the constructor's positional arguments after ``params``.
+    ``mechanics`` names the update rule the stats use to compute effective decay.
+    """
+
+    name: str
+    decay: DecayKind
+    default_weight_decay: float = 0.0
+    default_lr: Optional[float] = None
+    decoupled_flag: Optional[str] = None
+    decoupled_by_default: bool = False
+    positional: Tuple[str, ...] = ()
+    adaptive: bool = False
+    mechanics: Optional[str] = None
+    aliases: Tuple[str, ...] = ()
+
+    @property
+    def short_name(self) -> str:
+        """The class name without its module."""
+        return self.name.rsplit(".", 1)[-1]
+
+    def kind_for(self, options: Mapping[str, Any]) -> DecayKind:
+        """How decay acts for a group (or a call's keyword arguments) with these ``options``."""
+        if self.decoupled_flag is None:
+            return self.decay
+        decoupled = options.get(self.decoupled_flag, self.decoupled_by_default)
+        return DecayKind.DECOUPLED if decoupled else DecayKind.COUPLED_ADAPTIVE
+
+    def can_decouple(self) -> bool:
+        """Whether a flag turns this optimizer's coupled decay into decoupled decay."""
+        return self.decoupled_flag is not None
+
+
+def _coupled(name: str, lr: float, positional: Tuple[str, ...], mechanics: str, **extra: Any) -> OptimizerFact:
+    return OptimizerFact(
+        name=name,
+        decay=DecayKind.COUPLED_ADAPTIVE,
+        default_lr=lr,
+        positional=positional,
+        adaptive=True,
+        mechanics=mechanics,
+        **extra,
+    )
+
+
+_ADAM_POSITIONAL = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+_TORCH_DECOUPLE = {"decoupled_flag": "decoupled_weight_decay"}
+
+OPTIMIZERS: Tuple[OptimizerFact, ...] = (
+    # torch.optim: adaptive optimizers whose weight_decay is coupled L2 unless a flag decouples it.
+    _coupled("torch.optim.Adam", 1e-3, _ADAM_POSITIONAL, "adam", aliases=("torch.optim.adam.Adam",), **_TORCH_DECOUPLE),
+    _coupled(
+        "torch.optim.NAdam",
+        2e-3,
+        ("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay"),
+        "nadam",
+        aliases=("torch.optim.nadam.NAdam",),
+        **_TORCH_DECOUPLE,
+    ),
+    _coupled(
+        "torch.optim.RAdam",
+        1e-3,
+        ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay"),
+        "radam",
+        aliases=("torch.optim.radam.RAdam",),
+        **_TORCH_DECOUPLE,
+    ),
+    _coupled("torch.optim.Adamax", 2e-3, ("lr", "betas", "eps", "weight_decay", "foreach"), "adamax", aliases=("torch.optim.adamax.Adamax",)),
+    _coupled(
+        "torch.optim.RMSprop",
+        1e-2,
+        ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "capturable", "foreach", "maximize", "differentiable"),
+        "rmsprop",
+        aliases=("torch.optim.rmsprop.RMSprop",),
+    ),
+    _coupled(
+        "torch.optim.Adagrad",
+        1e-2,
+        ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "foreach"),
+        "adagrad",
+        aliases=("torch.optim.adagrad.Adagrad",),
+    ),
+    _coupled("torch.optim.Adadelta", 1.0, ("lr", "rho", "eps", "weight_decay", "foreach"), "adadelta", aliases=("torch.optim.adadelta.Adadelta",)),
+    # torch.optim: decoupled decay.
+    OptimizerFact(
+        name="torch.optim.AdamW",
+        decay=DecayKind.DECOUPLED,
+        default_weight_decay=0.01,
+        default_lr=1e-3,
+        positional=_ADAM_POSITIONAL,
+        adaptive=True,
+        mechanics="decoupled",
+        aliases=("torch.optim.adamw.AdamW",),
+    ),
+    OptimizerFact(
+        name="torch.optim.Adafactor",
+        decay=DecayKind.DECOUPLED,
+        default_lr=1e-2,
+        positional=("lr", "beta2_decay", "eps", "d", "weight_decay"),
+        adaptive=True,
+        mechanics="decoupled",
+        aliases=("torch.optim._adafactor.Adafactor",),
+    ),
+    OptimizerFact(
+        name="torch.optim.Muon",
+        decay=DecayKind.DECOUPLED,
+        default_weight_decay=0.1,
+        default_lr=1e-3,
+        positional=("lr", "weight_decay", "momentum", "nesterov", "ns_coefficients", "eps", "ns_steps", "adjust_lr_fn"),
+        mechanics="decoupled",
+        aliases=("torch.optim._muon.Muon",),
+    ),
+    # torch.optim: plain L2 with a non-adaptive step, which equals weight decay.
+    OptimizerFact(
+        name="torch.optim.SGD",
+        decay=DecayKind.L2,
+        default_lr=1e-3,
+        positional=("lr", "momentum", "dampening", "weight_decay", "nesterov"),
+        mechanics="sgd",
+        aliases=("torch.optim.sgd.SGD",),
+    ),
+    OptimizerFact(
+        name="torch.optim.ASGD",
+        decay=DecayKind.L2,
+        default_lr=1e-2,
+        positional=("lr", "lambd", "alpha", "t0", "weight_decay", "foreach", "maximize", "differentiable", "capturable"),
+        mechanics="sgd",
+        aliases=("torch.optim.asgd.ASGD",),
+    ),
+    # torch.optim: no weight decay at all.
+    OptimizerFact(name="torch.optim.Rprop", decay=DecayKind.NONE, default_lr=1e-2, positional=("lr", "etas", "step_sizes"), aliases=("torch.optim.rprop.Rprop",)),
+    OptimizerFact(name="torch.optim.LBFGS", decay=DecayKind.NONE, default_lr=1.0, positional=("lr",), aliases=("torch.optim.lbfgs.LBFGS",)),
+    OptimizerFact(
+        name="torch.optim.SparseAdam",
+        decay=DecayKind.NONE,
+        default_lr=1e-3,
+        positional=("lr", "betas", "eps", "maximize"),
+        adaptive=True,
+        aliases=("torch.optim.sparse_adam.SparseAdam",),
+    ),
+    # Third-party optimizers whose decay is documented and read from their source.
+    OptimizerFact(
+        name="transformers.optimization.Adafactor",
+        decay=DecayKind.DECOUPLED,
+        adaptive=True,
+        mechanics="decoupled",
+        aliases=("transformers.Adafactor",),
+    ),
+    OptimizerFact(
+        name="timm.optim.adamw.AdamW",
+        decay=DecayKind.DECOUPLED,
+        default_weight_decay=0.01,
+        default_lr=1e-3,
+        adaptive=True,
+        mechanics="decoupled",
+        aliases=("timm.optim.AdamW",),
+    ),
+    OptimizerFact(name="timm.optim.adamp.AdamP", decay=DecayKind.DECOUPLED, adaptive=True, mechanics="decoupled", aliases=("timm.optim.AdamP",)),
+    OptimizerFact(name="timm.optim.lion.Lion", decay=DecayKind.DECOUPLED, default_lr=1e-4, mechanics="decoupled", aliases=("timm.optim.Lion",)),
+    OptimizerFact(
+        name="timm.optim.adabelief.AdaBelief",
+        decay=DecayKind.COUPLED_ADAPTIVE,
+        default_lr=1e-3,
+        decoupled_flag="decoupled_decay",
+        decoupled_by_default=True,
+        adaptive=True,
+        mechanics="decoupled",
+        aliases=("timm.optim.AdaBelief",),
+    ),
+    OptimizerFact(
+        name="apex.optimizers.fused_adam.FusedAdam",
+        decay=DecayKind.COUPLED_ADAPTIVE,
+        default_lr=1e-3,
+        decoupled_flag="adam_w_mode",
+        decoupled_by_default=True,
+        adaptive=True,
+        mechanics="decoupled",
+        aliases=("apex.optimizers.FusedAdam",),
+    ),
+    *(
+        OptimizerFact(
+            name=f"bitsandbytes.optim.adamw.{cls}",
+            decay=DecayKind.DECOUPLED,
+            default_weight_decay=0.01,
+            default_lr=1e-3,
+            adaptive=True,
+            mechanics="decoupled",
+            aliases=(f"bitsandbytes.optim.{cls}",),
+        )
+        for cls in ("AdamW", "AdamW8bit", "AdamW32bit", "PagedAdamW", "PagedAdamW8bit", "PagedAdamW32bit")
+    ),
+)
+
+_BY_NAME: Dict[str, OptimizerFact] = {
+    name: fact for fact in OPTIMIZERS for name in (fact.name, *fact.aliases)
+}
+
+
+def lookup(qualified_name: str) -> Optional[OptimizerFact]:
+    """The fact for a qualified class name (``'torch.optim.Adam'``), or None when unknown."""
+    return _BY_NAME.get(qualified_name)
+
+
+def known_names() -> Iterable[str]:
+    """Every qualified name (aliases included) the table knows."""
+    return _BY_NAME.keys()
+
+
+def fact_for_class(cls: type) -> Optional[OptimizerFact]:
+    """The fact for an optimizer class, or None when wd-guard does not know its mechanics.
+
+    A subclass of a known optimizer counts as that optimizer only if it keeps the parent's
+    ``step``: a class that rewrites the update may apply decay in any way, so it is unknown.
+    """
+    for klass in cls.__mro__:
+        fact = lookup(f"{klass.__module__}.{klass.__qualname__}")
+        if fact is not None:
+            return fact if getattr(cls, "step", None) is getattr(klass, "step", None) else None
+    return None
+
+
+def group_kind(fact: Optional[OptimizerFact], group: Mapping[str, Any], optimizer: object = None) -> DecayKind:
+    """How decay acts in one param group of a real optimizer (flags read from the group)."""
+    if fact is None:
+        return DecayKind.UNKNOWN
+    flag = fact.decoupled_flag
+    if flag is not None and flag not in group and hasattr(optimizer, flag):
+        group = {**group, flag: getattr(optimizer, flag)}
+    return fact.kind_for(group)
