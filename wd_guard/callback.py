@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import logging
 import math
 import warnings
@@ -128,7 +129,7 @@ class WeightDecayGuard(Callback):
 
     @override
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
-        if self._audited != _signature(trainer.optimizers):
+        if self._audited != _signature(_optimizers(trainer)):
             self._guarded("audit", self._audit, trainer, pl_module, False)
         if self._dataflow_pending:
             self._dataflow_pending = False
@@ -150,8 +151,9 @@ class WeightDecayGuard(Callback):
     # -- the steps, each run through _guarded -------------------------------------------------
 
     def _audit(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", summary: bool) -> None:
-        self._audited = _signature(trainer.optimizers)
-        report = audit_report(pl_module, trainer.optimizers, feeders=self._feeders, total_steps=_planned_steps(trainer))
+        optimizers = _optimizers(trainer)
+        self._audited = _signature(optimizers)
+        report = audit_report(pl_module, optimizers, feeders=self._feeders, total_steps=_planned_steps(trainer))
         self.findings = self._select(report.findings)
         self._report(trainer, self.findings, report.notes)
         if summary and trainer.is_global_zero:
@@ -159,7 +161,7 @@ class WeightDecayGuard(Callback):
         self._raise_if_strict(self.findings)
 
     def _dataflow(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any) -> None:
-        if not self.dataflow or not _any_decay(trainer.optimizers):
+        if not self.dataflow or not _any_decay(_optimizers(trainer)):
             return
         if type(pl_module).forward is pl.LightningModule.forward:
             log.info("wd-guard: WD204 not checked: %s does not implement forward()", type(pl_module).__name__)
@@ -173,7 +175,7 @@ class WeightDecayGuard(Callback):
         runner = _runner(trainer, pl_module)
         with trainer.precision_plugin.forward_context():
             self._feeders = scale_invariant_weights(runner, example)
-        report = audit_report(pl_module, trainer.optimizers, feeders=self._feeders)
+        report = audit_report(pl_module, _optimizers(trainer), feeders=self._feeders)
         found = self._select([f for f in report.findings if f.code == "WD204"])
         self.findings = [*self.findings, *(f for f in found if f not in self.findings)]
         self._report(trainer, found, [])
@@ -223,9 +225,10 @@ class WeightDecayGuard(Callback):
         messages = [(finding_key(f), str(f)) for f in findings] + [("note:" + _digest(n), n) for n in notes]
         fresh = [(key, text) for key, text in messages if key not in self._reported]
         self._reported.update(key for key, _ in fresh)
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and fresh:
+            filename, lineno = _source_of(trainer.lightning_module)
             for _, text in fresh:
-                warnings.warn(text, WeightDecayWarning, stacklevel=3)
+                warnings.warn_explicit(text, WeightDecayWarning, filename, lineno)
 
     def _raise_if_strict(self, findings: Sequence[Finding]) -> None:
         errors = [f for f in findings if f.severity == "error"]
@@ -234,18 +237,31 @@ class WeightDecayGuard(Callback):
             raise WeightDecayGuardError(f"wd-guard (strict=True) stops the run before the first step: {len(errors)} error findings\n{lines}")
 
 
+def _source_of(pl_module: Any) -> Tuple[str, int]:
+    """Where the optimizers were configured: the warnings point there, not into the guard."""
+    try:
+        method = type(pl_module).configure_optimizers
+        return inspect.getsourcefile(method) or __file__, inspect.getsourcelines(method)[1]
+    except (TypeError, OSError, AttributeError):
+        return __file__, 1
+
+
 def summary_table(findings: Sequence[Finding], notes: Sequence[str] = ()) -> str:
     """One compact table of ``findings`` (code, severity, optimizer, group, parameter count, rule)."""
     if not findings:
         head = "wd-guard: no weight-decay findings"
-        return head + (f" ({len(notes)} notes, see warnings)" if notes else "")
-    counts = ", ".join(f"{sum(f.severity == s for f in findings)} {s}" for s in SEVERITIES if any(f.severity == s for f in findings))
+        return head + (f" ({_count(len(notes), 'note')}, see warnings)" if notes else "")
+    counts = ", ".join(_count(sum(f.severity == s for f in findings), s) for s in SEVERITIES if any(f.severity == s for f in findings))
     rows = [("code", "severity", "optimizer", "group", "params", "rule")]
     rows += [(f.code, f.severity, _dash(f.optimizer), _dash(f.group), str(len(f.params)), f.name) for f in findings]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    tail = [f"  {len(notes)} notes (see warnings)"] if notes else []
-    return "\n".join([f"wd-guard: {len(findings)} findings ({counts})", *lines, *tail])
+    tail = [f"  {_count(len(notes), 'note')} (see warnings)"] if notes else []
+    return "\n".join([f"wd-guard: {_count(len(findings), 'finding')} ({counts})", *lines, *tail])
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 or noun == 'info' else 's'}"
 
 
 def finding_key(finding: Finding) -> str:
@@ -260,6 +276,11 @@ def _digest(text: str) -> str:
 
 def _dash(value: Optional[int]) -> str:
     return "-" if value is None else str(value)
+
+
+def _optimizers(trainer: "pl.Trainer") -> List[Any]:
+    """The optimizers in use; Lightning's placeholder for "no optimizer" is none."""
+    return [opt for opt in trainer.optimizers if type(opt).__name__ != "_MockOptimizer"]
 
 
 def _signature(optimizers: Sequence[Any]) -> Tuple[Tuple[int, int], ...]:
