@@ -131,7 +131,7 @@ class WeightDecayGuard(Callback):
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int) -> None:
         if self._audited != _signature(_optimizers(trainer)):
             self._guarded("audit", self._audit, trainer, pl_module, False)
-        if self._dataflow_pending:
+        if self._dataflow_pending and "audit" not in self._disabled:  # WD204 reports through the audit
             self._dataflow_pending = False
             self._guarded("data-flow check", self._dataflow, trainer, pl_module, batch)
 
@@ -146,7 +146,13 @@ class WeightDecayGuard(Callback):
 
     @override
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        self._reported.update(state_dict.get("reported", ()))
+        self._guarded("state restore", self._load, state_dict)
+
+    def _load(self, state_dict: Dict[str, Any]) -> None:
+        reported = state_dict["reported"]
+        if not isinstance(reported, (list, tuple)) or not all(isinstance(key, str) for key in reported):
+            raise TypeError(f"expected a list of finding keys, got {type(reported).__name__}")
+        self._reported.update(reported)
 
     # -- the steps, each run through _guarded -------------------------------------------------
 

@@ -122,3 +122,21 @@ def fit(module: pl.LightningModule, tmp_path: Any, callbacks: Any, **overrides: 
     trainer = pl.Trainer(callbacks=callbacks, **trainer_kwargs(tmp_path, **overrides))
     trainer.fit(module)
     return trainer
+
+
+class CliModule(GuardedModule):
+    """A LightningModule that LightningCLI can build from YAML: an MLP with AdamW."""
+
+    def __init__(self, weight_decay: float = 0.05, lr: float = 0.2, blanket: bool = True) -> None:
+        from wd_guard import param_groups
+
+        def factory(net: nn.Module) -> Any:
+            params = net.parameters() if blanket else param_groups(net, weight_decay)
+            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+        super().__init__(mlp(), factory)
+
+
+def first_element(batch: Any) -> Any:
+    """An ``input_fn`` for the CLI test: the inputs of an ``(x, y)`` batch."""
+    return batch[0]
