@@ -153,8 +153,11 @@ def _logical_ndim(param: torch.Tensor) -> Optional[int]:
 
 
 def _is_flat_parameter(param: torch.Tensor) -> bool:
-    """FSDP (use_orig_params=False) flattens many parameters of mixed roles into one tensor."""
-    return type(param).__name__ == "FlatParameter"
+    """FSDP (use_orig_params=False) flattens many parameters of mixed roles into one tensor.
+
+    torch marks such tensors with ``_is_flat_param`` (what ``isinstance(t, FlatParameter)`` reads).
+    """
+    return bool(getattr(param, "_is_flat_param", False)) or type(param).__name__ == "FlatParameter"
 
 
 # A tied parameter owned by an embedding and by a Linear head is still an embedding table.

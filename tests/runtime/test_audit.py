@@ -231,3 +231,15 @@ def test_tensors_outside_the_model_are_noted(make_mlp):
 def test_not_an_optimizer_is_a_type_error(make_mlp):
     with pytest.raises(TypeError, match="expected a torch optimizer"):
         audit(make_mlp(), [object()])
+
+
+def test_fsdp_flat_parameters_are_said_once_not_guessed(make_mlp):
+    from torch.distributed.fsdp._flat_param import FlatParameter
+
+    model = nn.Module()
+    model.register_parameter("_flat_param", FlatParameter(torch.zeros(10), requires_grad=True))
+    model.head = nn.Linear(2, 2)
+    report = audit_report(model, torch.optim.AdamW(model.parameters(), weight_decay=0.1))
+    assert [(f.code, f.params) for f in report.findings] == [("WD201", ("head.bias",))]
+    (note,) = report.notes
+    assert "_flat_param" in note and "cannot be mapped" in note
