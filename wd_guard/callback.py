@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks.callback import Callback
 from torch import Tensor, nn
 from typing_extensions import override
 
-from wd_guard.audit import audit_report
+from wd_guard.auditing import audit_report
 from wd_guard.catalogue import RULES_BY_CODE, SEVERITIES
 from wd_guard.findings import Finding, WeightDecayWarning
 

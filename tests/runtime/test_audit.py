@@ -11,7 +11,7 @@ from runtime_models import inputs_for
 from torch import nn
 
 from wd_guard import WeightDecayWarning, audit, param_groups
-from wd_guard.audit import SHOWN_NAMES, audit_report
+from wd_guard.auditing import SHOWN_NAMES, audit_report
 from wd_guard.catalogue import get_rule
 
 
