@@ -60,12 +60,12 @@ class WeightDecayGuard(Callback):
         log_every_n_steps: logging cadence; ``None`` follows the Trainer's ``log_every_n_steps``.
         log_prefix: prefix for the logged keys.
         log_per_module: log one series per module instead of one per parameter.
-        log_include: only log parameters whose names start with one of these prefixes.
-        log_max_series: upper bound on the number of logged series.
+        log_include: fnmatch patterns (``["encoder.*"]``); only matching series are logged.
+        log_max_series: log at most this many series, the largest first (0: totals only).
 
     Raises:
         ValueError: for an unknown code in ``ignore`` or ``severity``, an unknown severity, or
-            a logging option that is not a positive integer.
+            a logging option of the wrong type or range.
 
     Example::
 
@@ -73,8 +73,13 @@ class WeightDecayGuard(Callback):
         >>> from wd_guard import WeightDecayGuard
         >>> trainer = Trainer(callbacks=[WeightDecayGuard(ignore=["WD301"])])
 
-    Logged metrics (with ``log_weights=True``): ``weight_norm/<name>`` and
-    ``effective_decay/<name>``, where ``<name>`` is a parameter (or module) name.
+    Logged metrics (with ``log_weights=True``, through every logger of the Trainer, on global
+    rank zero; see :class:`wd_guard.monitor.WeightMonitor` for the definitions):
+
+    - ``weight_norm/<name>`` and ``effective_decay/<name>`` for each parameter (each module
+      with ``log_per_module=True``);
+    - ``weight_norm/group_<i>_<j>``, ``effective_decay/group_<i>_<j>`` for param group ``j``
+      of optimizer ``i``, and ``weight_norm/total``, ``effective_decay/total``.
     """
 
     def __init__(
@@ -93,8 +98,8 @@ class WeightDecayGuard(Callback):
     ) -> None:
         self.ignore = _validate_ignore(ignore or [])
         self.severity = _validate_severity(severity or {})
-        _validate_positive("log_every_n_steps", log_every_n_steps)
-        _validate_positive("log_max_series", log_max_series)
+        # The weight logger checks its own options, so a bad value fails here, at once.
+        self._weights = _new_monitor(log_every_n_steps, log_prefix, log_per_module, log_include, log_max_series)
         self.strict = strict
         self.dataflow = dataflow
         self.input_fn = input_fn
@@ -188,17 +193,8 @@ class WeightDecayGuard(Callback):
         self._raise_if_strict(found)
 
     def _setup_monitor(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        from wd_guard.monitor import WeightMonitor
-
-        monitor = WeightMonitor(
-            log_every_n_steps=self.log_every_n_steps,
-            prefix=self.log_prefix,
-            per_module=self.log_per_module,
-            include=self.log_include,
-            max_series=self.log_max_series,
-        )
-        monitor.setup(trainer, pl_module)
-        self._monitor = monitor
+        self._weights.setup(trainer, pl_module)
+        self._monitor = self._weights
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -341,9 +337,10 @@ def _validate_severity(severity: Dict[str, str]) -> Dict[str, str]:
     return checked
 
 
-def _validate_positive(name: str, value: Optional[int]) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+def _new_monitor(every: Optional[int], prefix: str, per_module: bool, include: Optional[List[str]], max_series: Optional[int]) -> Any:
+    from wd_guard.monitor import WeightMonitor
+
+    return WeightMonitor(log_every_n_steps=every, prefix=prefix, per_module=per_module, include=include, max_series=max_series)
 
 
 def _make_log_visible() -> None:

@@ -87,8 +87,9 @@ def test_ignore_and_severity_overrides(tmp_path, wd_warnings):
         ({"ignore": "WD2"}, "not the string"),
         ({"severity": {"WD999": "error"}}, "unknown rule code"),
         ({"severity": {"WD201": "fatal"}}, "not one of"),
-        ({"log_every_n_steps": 0}, "positive integer"),
-        ({"log_max_series": -1}, "positive integer"),
+        ({"log_every_n_steps": 0}, "log_every_n_steps must be None or an integer >= 1"),
+        ({"log_max_series": -1}, "max_series must be None or an integer >= 0"),
+        ({"log_include": 3}, "include must be"),
     ],
 )
 def test_bad_options_raise_at_construction(kwargs, match):

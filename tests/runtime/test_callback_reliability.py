@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -15,6 +12,7 @@ import wd_guard.callback as callback_module
 import wd_guard.dataflow as dataflow_module
 from wd_guard import WeightDecayGuard, param_groups
 from wd_guard.callback import WeightDecayGuardError
+from wd_guard.monitor import WeightMonitor
 
 
 def guard(**kwargs) -> WeightDecayGuard:
@@ -33,44 +31,26 @@ def boom(*args, **kwargs):
 # -- faults inside the guard ---------------------------------------------------------------------
 
 
-class FaultyMonitor:
-    """Stands in for the weight logger: set up fine, fails on every batch."""
-
-    def __init__(self, **options) -> None:
-        self.options = options
-
-    def setup(self, trainer, pl_module) -> None:
-        pass
-
-    def on_train_batch_end(self, trainer, pl_module) -> None:
-        raise RuntimeError("injected fault")
-
-
-@pytest.fixture
-def faulty_monitor(monkeypatch):
-    module = types.ModuleType("wd_guard.monitor")
-    module.WeightMonitor = FaultyMonitor
-    monkeypatch.setitem(sys.modules, "wd_guard.monitor", module)
-
-
 FAULTS = {
     "audit": lambda mp: mp.setattr(callback_module, "audit_report", boom),
     "summary": lambda mp: mp.setattr(callback_module, "summary_table", boom),
     "data-flow": lambda mp: mp.setattr(dataflow_module, "scale_invariant_weights", boom),
     "report": lambda mp: mp.setattr(WeightDecayGuard, "_report", boom),
+    "weight logging setup": lambda mp: mp.setattr(WeightMonitor, "setup", boom),
 }
 
 
 @pytest.mark.parametrize("where", sorted(FAULTS))
 def test_a_fault_becomes_one_warning_and_the_fit_completes(tmp_path, wd_warnings, monkeypatch, where):
     FAULTS[where](monkeypatch)
-    trainer = fit(GuardedModule(cnn(), blanket_adamw), tmp_path, [guard()], max_steps=3)
+    trainer = fit(GuardedModule(cnn(), blanket_adamw), tmp_path, [guard(log_weights=True)], max_steps=3)
     assert trainer.global_step == 3
     (warning,) = wd_warnings.internal()
     assert "injected fault" in warning and "training continues" in warning
 
 
-def test_a_fault_in_weight_logging_becomes_one_warning(tmp_path, wd_warnings, faulty_monitor):
+def test_a_fault_in_weight_logging_becomes_one_warning(tmp_path, wd_warnings, monkeypatch):
+    monkeypatch.setattr(WeightMonitor, "on_train_batch_end", boom)
     trainer = fit(GuardedModule(mlp(), lambda net: torch.optim.AdamW(param_groups(net, 0.05), lr=0.2)), tmp_path, [guard(log_weights=True)], max_steps=3)
     assert trainer.global_step == 3
     (warning,) = wd_warnings.internal()
