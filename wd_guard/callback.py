@@ -236,7 +236,8 @@ class WeightDecayGuard(Callback):
         errors = [f for f in findings if f.severity == "error"]
         if self.strict and errors:
             lines = "\n".join(f"  {f}" for f in errors)
-            raise WeightDecayGuardError(f"wd-guard (strict=True) stops the run before the first step: {len(errors)} error findings\n{lines}")
+            count = _count(len(errors), "error-severity finding")
+            raise WeightDecayGuardError(f"wd-guard (strict=True) stops the run before the first step: {count}\n{lines}")
 
 
 def _source_of(pl_module: Any) -> Tuple[str, int]:

@@ -9,6 +9,8 @@ model once on an example input with hooks and compares tensor identity.
 The pass leaves the model as it found it: it runs under ``torch.no_grad()`` in eval mode (so
 BatchNorm running statistics are not updated), restores every module's training flag and
 every parameter's ``.grad``, removes its hooks, and runs ``torch.compile``d modules eagerly.
+Lazy modules (``nn.LazyLinear``) are initialised by the pass, as the first training step
+would do.
 """
 
 from __future__ import annotations

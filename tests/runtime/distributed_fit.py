@@ -60,7 +60,8 @@ def main(out: str, mode: str) -> None:
     else:
         module = GuardedModule(cnn(), blanket_adam if mode == "ddp-strict-error" else blanket_adamw)
         strategy = "ddp"
-    guard = WeightDecayGuard(log_weights=False, strict=mode == "ddp-strict-error")
+    # Weight logging on every step: under FSDP2 it needs a collective on every rank.
+    guard = WeightDecayGuard(strict=mode == "ddp-strict-error", log_every_n_steps=1)
     trainer = pl.Trainer(callbacks=[guard], **trainer_kwargs(out, devices=2, strategy=strategy))
     error = None
     with warnings.catch_warnings(record=True) as caught:

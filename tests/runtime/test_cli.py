@@ -12,6 +12,7 @@ from runtime_models import CliModule
 from wd_guard import WeightDecayGuard
 from wd_guard.callback import WeightDecayGuardError
 
+
 @pytest.fixture(autouse=True)
 def _plain_argv(monkeypatch):
     # LightningCLI(args=...) warns when the process also has command-line arguments (pytest's).
