@@ -42,8 +42,10 @@ class WeightDecayGuard(Callback):
     replaced or extended mid-training is audited again. Validate, test and predict runs are not
     audited.
 
-    Warnings come from global rank zero only; every rank runs the same audit, so ``strict``
-    stops all of them together. The guard never stops a run by itself: a failure of one of its
+    What cannot be checked (an optimizer missing from wd-guard's table, tensors that map to no
+    single parameter of the model) is never guessed: it is said once in a warning that starts
+    with ``wd-guard:``. Warnings come from global rank zero only; every rank runs the same
+    audit, so ``strict`` stops all of them together. The guard never stops a run by itself: a failure of one of its
     steps becomes one warning and that step is skipped, unless ``strict=True``.
 
     Args:
