@@ -206,8 +206,12 @@ def _variant(mechanics: str, group: Mapping[str, Any]) -> str:
 
 def stack_scalars(values: Sequence[Any], device: torch.device, dtype: torch.dtype) -> Tensor:
     """Numbers, None (read as NaN) and 0-d tensors as one vector on ``device``."""
-    if not any(isinstance(v, Tensor) for v in values):
+    tensors = sum(isinstance(v, Tensor) for v in values)
+    if not tensors:
         return torch.tensor([NAN if v is None else float(v) for v in values], dtype=dtype, device=device)
+    if tensors == len(values) and len({(v.device, v.dtype, v.dim()) for v in values}) == 1:
+        # Step counts: one stack where they live, one copy to ``device`` (no host round trip).
+        return torch.stack(values).reshape(-1).to(device=device, dtype=dtype)
     return torch.stack([torch.as_tensor(NAN if v is None else v, dtype=dtype, device=device).reshape(()) for v in values])
 
 

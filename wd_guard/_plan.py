@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from wd_guard import _decay
 from wd_guard._norms import SAMPLE_SIZE, Groups, all_reduce_rows, gather_columns, sample_view, squared_norms
-from wd_guard._sources import Source, collect_sources
+from wd_guard._sources import collect_sources
 from wd_guard.optimizers import fact_for_class
 
 
@@ -89,7 +89,7 @@ class StatsPlan:
         self._reduce = self._reduce_rows()
         self.collective = bool(self._reduce)
         self._layout_key: Optional[tuple] = None
-        self._views: Dict[tuple, Tuple[Tensor, Tensor]] = {}
+        self._pieces: Dict[tuple, Tuple[list, List[Tensor]]] = {}
         self._nan: Optional[Tensor] = None
 
     # ----------------------------------------------------------------- setup
@@ -249,24 +249,22 @@ class StatsPlan:
         return cols
 
     def _samples(self, rows: _Rows, states: List[Optional[Dict[str, Any]]], key: str) -> Tensor:
+        """``[rows, SAMPLE_SIZE]`` samples of state ``key``, NaN-padded; views reused while valid."""
+        tensors = [state.get(key) if state else None for state in states]
+        cached = self._pieces.get((rows.family.name, key))
+        if cached is None or len(cached[0]) != len(tensors) or any(a is not b for a, b in zip(cached[0], tensors)):
+            cached = (tensors, self._sample_pieces(rows, tensors))
+            self._pieces[(rows.family.name, key)] = cached
+        return torch.cat(cached[1]).view(len(tensors), SAMPLE_SIZE)
+
+    def _sample_pieces(self, rows: _Rows, tensors: List[Optional[Tensor]]) -> List[Tensor]:
         nan = self._nan_pad()
         pieces: List[Tensor] = []
-        fresh: Dict[tuple, Tuple[Tensor, Tensor]] = {}
-        for k, state in zip(rows.params, states):
-            tensor = state.get(key) if state else None
-            view = self._view(fresh, tensor, self.sources[k]) if tensor is not None else nan[:0]
+        for k, tensor in zip(rows.params, tensors):
+            view = nan[:0] if tensor is None else sample_view(self.sources[k].piece.local(tensor))
             pieces.append(view if view.device == self.device else view.to(self.device))
             pieces.append(nan[: SAMPLE_SIZE - view.numel()])
-        self._views.update(fresh)
-        return torch.cat(pieces).view(len(rows.params), SAMPLE_SIZE)
-
-    def _view(self, fresh: Dict[tuple, Tuple[Tensor, Tensor]], tensor: Tensor, source: Source) -> Tensor:
-        key = (id(tensor), source.piece.start)
-        cached = self._views.get(key)
-        if cached is None or cached[0] is not tensor:
-            cached = (tensor, sample_view(source.piece.local(tensor)))
-        fresh[key] = cached
-        return cached[1]
+        return pieces
 
     def _nan_pad(self) -> Tensor:
         if self._nan is None:
