@@ -13,7 +13,7 @@ import ast
 from typing import Any, ClassVar, FrozenSet, Iterator, Sequence, Tuple, Type
 
 from wd_guard import __version__
-from wd_guard.lint.config import check_selectors, default_codes, expand
+from wd_guard.lint.config import ConfigError, check_selectors, default_codes, expand
 
 
 class WeightDecayChecker:
@@ -39,8 +39,13 @@ class WeightDecayChecker:
         )
 
     @classmethod
-    def parse_options(cls, options: Any) -> None:
-        selectors = check_selectors(list(getattr(options, "wd_extend_select", None) or []), "--wd-extend-select")
+    def parse_options(cls, manager_or_options: Any, options: Any = None, args: Any = None) -> None:
+        """Read ``--wd-extend-select`` (flake8 passes ``(manager, options, args)``)."""
+        options = manager_or_options if options is None else options
+        try:
+            selectors = check_selectors(list(getattr(options, "wd_extend_select", None) or []), "--wd-extend-select")
+        except ConfigError as exc:
+            raise SystemExit(f"wd-guard: {exc}") from None
         cls.extend_select = frozenset().union(*(expand(s) for s in selectors))
 
     def run(self) -> Iterator[Tuple[int, int, str, Type["WeightDecayChecker"]]]:
