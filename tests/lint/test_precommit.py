@@ -34,6 +34,32 @@ def test_manifest_is_valid_for_pre_commit():
     assert not any("torch" in dependency for dependency in pyproject["project"]["dependencies"])
 
 
+@pytest.mark.slow
+def test_installed_package_has_every_linter_module_and_runs(tmp_path):
+    # pre-commit installs the hook from a built wheel, not from this checkout: build one from
+    # a copy (no network, no build isolation) and run wd-lint from the unpacked wheel alone.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("wd_guard", "lint"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q"]
+    subprocess.run([*build, "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
+    [wheel] = (tmp_path / "dist").glob("wd_guard-*.whl")
+    unpacked = tmp_path / "site"
+    shutil.unpack_archive(str(wheel), str(unpacked), format="zip")
+    modules = {p.relative_to(ROOT / "lint").as_posix() for p in (ROOT / "lint").rglob("*.py")}
+    shipped = {p.relative_to(unpacked / "wd_guard" / "lint").as_posix() for p in (unpacked / "wd_guard" / "lint").rglob("*.py")}
+    assert modules <= shipped
+    (tmp_path / "t.py").write_text(BAD)
+    probe = "import wd_guard, sys; from wd_guard.lint.cli import main; print(wd_guard.__file__); sys.exit(main(['-j', '1', 't.py']))"
+    env = dict(os.environ, PYTHONPATH=str(unpacked))
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith(str(unpacked)) and "t.py:4:7: WD101" in result.stdout
+
+
 def git(repo: Path, *args: str) -> None:
     identity = ["-c", "user.name=wd", "-c", "user.email=wd@example.invalid", "-c", "commit.gpgsign=false"]
     subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True, timeout=60)
