@@ -19,6 +19,7 @@ from typing import List, Optional, Sequence, TextIO, Tuple
 from wd_guard import __version__
 from wd_guard.catalogue import RULES, get_rule
 from wd_guard.lint import output
+from wd_guard.lint.cache import DEFAULT_DIR, ENV_VAR, cache_dir
 from wd_guard.lint.config import Config, ConfigError, Layer, check_patterns, check_selectors, load_config
 from wd_guard.lint.config import parse_size, parse_timeout, resolve_codes
 from wd_guard.lint.isolate import default_processes
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-file-size", metavar="SIZE", help="skip (and report) larger files, e.g. 5MB")
     add("--timeout", metavar="SECONDS", type=float, help="skip (and report) a file whose analysis takes longer")
     add("--jobs", "-j", metavar="N", type=int, help="worker processes (default: one per CPU; 0: no workers)")
+    add("--cache-dir", metavar="DIR", help=f"where to keep results of unchanged files (default: ${ENV_VAR} or {DEFAULT_DIR} in the project)")
+    add("--no-cache", action="store_true", help="neither read nor write the cache")
     add("--version", action="version", version=f"wd-lint {__version__}")
     return parser
 
@@ -134,6 +137,7 @@ def _options(args: argparse.Namespace, config: Config) -> Options:
         max_file_size=parse_size(args.max_file_size, "--max-file-size") if args.max_file_size else config.max_file_size,
         timeout=parse_timeout(args.timeout, "--timeout") if args.timeout is not None else config.timeout,
         processes=jobs,
+        cache_dir=None if args.no_cache else cache_dir(args.cache_dir, config.root),
     )
 
 

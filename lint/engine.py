@@ -11,7 +11,6 @@ generation pass that records just the reported nodes.
 from __future__ import annotations
 
 import ast
-import re
 import warnings
 from typing import Callable, Collection, Dict, Iterable, List, Optional, Tuple, Type, Union
 
@@ -20,44 +19,12 @@ import libcst as cst
 from .diagnostic import Diagnostic
 from .names import NameTable
 from .positions import Span, node_spans
+from .prefilter import might_matter
 from .rules import rules_for
 from .rules.base import FileContext, LintRule, Report
 from .walk import iter_nodes
 
 __all__ = ["lint_source", "might_matter", "parse", "parse_and_check"]
-
-# Declared encodings whose bytes do not contain ASCII words as ASCII: the pre-filter cannot
-# read them, so such files always go to the parser.
-_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
-_ASCII_SUPERSETS = re.compile(r"^(utf[-_]?8(-sig)?|ascii|us-ascii|latin[-_]?1|iso[-_]?8859[-_]?\d+|cp\d+|[a-z0-9-]*euc[-\w]*|gb\w*|big5\w*|shift[-_]?jis|koi8[-_]?\w)$", re.I)
-
-
-def might_matter(source: Union[bytes, str], *, select: Optional[Collection[str]] = None) -> bool:
-    """Whether any selected rule could fire on ``source``: a cheap test on the raw bytes.
-
-    False means the file certainly has no finding (every rule needs some word, such as an
-    optimizer's class name, to appear in the text); True means it must be parsed.
-    """
-    data = source.encode("utf-8") if isinstance(source, str) else source
-    if _unreadable_encoding(data):
-        return True
-    found: Dict[bytes, bool] = {}
-
-    def has(word: bytes) -> bool:
-        if word not in found:
-            found[word] = word in data
-        return found[word]
-
-    return any(all(any(map(has, group)) for group in rule.VOCABULARY) for rule in rules_for(select))
-
-
-def _unreadable_encoding(data: bytes) -> bool:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return True
-    head = b"\n".join(data.split(b"\n", 2)[:2])
-    match = _CODING.search(head)
-    return bool(match) and not _ASCII_SUPERSETS.match(match.group(1).decode("ascii", "replace"))
-
 
 def lint_source(
     source: Union[str, bytes], path: str = "<string>", *, select: Optional[Collection[str]] = None

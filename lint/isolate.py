@@ -10,16 +10,15 @@ is reported with the reason. ``processes=0`` analyses in this process (no isolat
 from __future__ import annotations
 
 import ast
-import multiprocessing
+import itertools
 import os
 import signal
 import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass
-from multiprocessing.connection import wait
-from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from wd_guard.lint.diagnostic import Diagnostic
 
@@ -50,11 +49,13 @@ class Problem:
 
 @dataclass(frozen=True)
 class Job:
-    """One decoded source to analyse for ``codes``."""
+    """One decoded source to analyse for ``codes``; ``vocabulary`` (the rules' words, see
+    ``prefilter``) spares the second pre-filter stage an import of the rules."""
 
     path: str
     text: str
     codes: FrozenSet[str]
+    vocabulary: Optional[Mapping[str, Tuple[Tuple[bytes, ...], ...]]] = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,10 @@ class Outcome:
 
 def analyse(job: Job) -> Outcome:
     """Run the engine on one source; every failure becomes a Problem, nothing is raised."""
+    from wd_guard.lint.prefilter import code_might_matter
+
+    if not code_might_matter(job.text, select=job.codes, table=job.vocabulary):
+        return Outcome()  # the rules' words are only in comments or docstrings: no parse
     import libcst
 
     from wd_guard.lint import engine
@@ -151,6 +156,11 @@ def analyse_in_process(job: Job) -> Outcome:
 
 def run_jobs(jobs: Iterable[Job], processes: int, timeout: float) -> Iterator[Tuple[Job, Outcome]]:
     """Each job with its outcome, in completion order; ``processes=0`` means in this process."""
+    jobs = iter(jobs)
+    first = next(jobs, None)
+    if first is None:  # nothing to analyse: no worker to start
+        return
+    jobs = itertools.chain([first], jobs)
     if processes <= 0:
         for job in jobs:
             yield job, analyse_in_process(job)
@@ -257,6 +267,8 @@ class _Pool:
         for worker in busy:
             handles[worker.connection] = worker
             handles[worker.process.sentinel] = worker
+        from multiprocessing.connection import wait  # here: a run without workers never loads it
+
         ready = wait(list(handles), timeout=max(0.0, deadline - time.monotonic()))
         for worker in dict.fromkeys(handles[handle] for handle in ready):
             yield self._finish(worker)
@@ -304,6 +316,8 @@ def _exit_reason(exitcode: Optional[int]) -> str:
 
 def _context() -> Any:
     # fork is fastest and inherits the loaded engine; only safe while this process has one thread.
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     if "fork" in methods and sys.platform == "linux" and threading.active_count() == 1:
         return multiprocessing.get_context("fork")

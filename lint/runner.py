@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from wd_guard.lint import isolate
-from wd_guard.lint.config import DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT, default_codes, expand
+from wd_guard.lint.cache import Cache
+from wd_guard.lint.config import DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT, default_codes, expand, static_codes
 from wd_guard.lint.diagnostic import Diagnostic
 from wd_guard.lint.discover import discover, is_excluded
 from wd_guard.lint.isolate import Job, Outcome, Problem
+from wd_guard.lint.prefilter import Vocabulary, might_matter, vocabulary
 
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -42,6 +44,7 @@ class Options:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     timeout: float = DEFAULT_TIMEOUT
     processes: int = 1
+    cache_dir: Optional[Path] = None  # None: no cache (see ``cache``)
 
     def codes_for(self, path: str) -> FrozenSet[str]:
         """The selected codes minus the per-file ignores whose pattern matches ``path``."""
@@ -93,28 +96,39 @@ def lint_paths(paths: Sequence[str], options: Options) -> Report:
 def lint_files(paths: Iterable[str], options: Options) -> Report:
     """Lint each file; failures become problems in the report, never exceptions."""
     report = Report()
-    outcomes = isolate.run_jobs(_jobs(paths, options, report), options.processes, options.timeout)
+    store = Cache.open(options.cache_dir) if options.cache_dir is not None else None
+    outcomes = isolate.run_jobs(_jobs(paths, options, report, store), options.processes, options.timeout)
     for job, outcome in outcomes:
+        if store is not None:
+            store.put(job, outcome)
         _record(report, job, outcome)
     report.sort()
     return report
 
 
-def _jobs(paths: Iterable[str], options: Options, report: Report) -> Iterator[Job]:
+def _jobs(paths: Iterable[str], options: Options, report: Report, store: Optional[Cache] = None) -> Iterator[Job]:
+    """The jobs to analyse; files the cache knows are recorded on the way."""
+    table: Optional[Vocabulary] = None
     for path in paths:
         report.files += 1
-        prepared = prepare(path, options)
+        if table is None:  # the first file: reading the rules' words may import them
+            table = store.vocabulary() if store is not None else vocabulary(static_codes())
+        prepared = prepare(path, options, table)
         if isinstance(prepared, Job):
             report.analysed += 1
-            yield prepared
+            known = store.get(prepared) if store is not None else None
+            if known is None:
+                yield prepared
+            else:
+                _record(report, prepared, known)
         elif prepared is not None:
             report.problems.append(prepared)
 
 
-def prepare(path: str, options: Options) -> Union[Job, Problem, None]:
-    """The job for a file, the Problem that stops it, or None when nothing can be found in it."""
-    from wd_guard.lint.engine import might_matter
+def prepare(path: str, options: Options, table: Optional[Vocabulary] = None) -> Union[Job, Problem, None]:
+    """The job for a file, the Problem that stops it, or None when nothing can be found in it.
 
+    ``table`` is the rules' vocabulary (see ``prefilter``); by default the rules are asked."""
     codes = options.codes_for(path)
     if not codes:
         return None
@@ -123,7 +137,7 @@ def prepare(path: str, options: Options) -> Union[Job, Problem, None]:
         text = decode_source(path, data)
     except _Unlintable as exc:
         return exc.problem
-    return Job(path, text, codes) if might_matter(data, select=codes) else None
+    return Job(path, text, codes, table) if might_matter(data, select=codes, table=table) else None
 
 
 def read_source(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> bytes:
