@@ -84,7 +84,6 @@ class Cache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.writable = True
-        self._suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
 
     @classmethod
     def open(cls, directory: Path) -> Optional["Cache"]:
@@ -160,7 +159,7 @@ class Cache:
         if not self.writable:
             return
         target = self.folder / name
-        temporary = self.folder / f".{name}{self._suffix}"
+        temporary = self.folder / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"  # private to this writer
         try:
             with open(temporary, "wb") as handle:
                 handle.write(json.dumps(entry, separators=(",", ":")).encode("utf-8", "surrogatepass"))
