@@ -27,6 +27,7 @@ _REDUCTIONS = frozenset({"sum", "mean"})
 _TORCH_REDUCTIONS = frozenset({"torch.sum", "torch.mean"})
 _RESHAPES = frozenset({"view", "flatten", "reshape", "float", "double", "contiguous", "ravel"})
 _ZEROS = frozenset({"torch.tensor", "torch.as_tensor", "torch.scalar_tensor", "torch.zeros", "torch.zeros_like"})
+_KNOWN_LAST = frozenset(name.rsplit(".", 1)[-1] for name in _NORMS | _SQUARES | _POWS | _TORCH_REDUCTIONS | _ZEROS)
 _DEPTH = 48
 Params = FrozenSet[str]
 NO_PARAMS: Params = frozenset()
@@ -107,7 +108,12 @@ class Penalties:
     # -- what is an L2 term ----------------------------------------------------------------
 
     def _call_name(self, expr: cst.BaseExpression) -> Optional[str]:
-        return self.names.qualified(expr.func) if isinstance(expr, cst.Call) else None
+        """The qualified name of a call of one of the torch functions this module knows."""
+        if not isinstance(expr, cst.Call):
+            return None
+        func = expr.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+        return self.names.qualified(func) if last in _KNOWN_LAST else None
 
     def squared(self, expr: cst.BaseExpression) -> Optional[cst.BaseExpression]:
         """``a`` when ``expr`` is ``a ** 2``, ``a.pow(2)``, ``torch.pow(a, 2)``, ``torch.square(a)``

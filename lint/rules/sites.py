@@ -39,6 +39,7 @@ def class_names(*kinds: DecayKind, adaptive: Optional[bool] = None) -> Tuple[str
 
 
 DECAYING = (DecayKind.COUPLED_ADAPTIVE, DecayKind.DECOUPLED, DecayKind.L2)
+_CLASS_NAMES = frozenset(class_names())
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,8 @@ def optimizer_sites(ctx: FileContext) -> List[Site]:
 
 def optimizer_fact(expr: cst.BaseExpression, names: Names) -> Optional[OptimizerFact]:
     """The fact for the optimizer class ``expr`` names, or None when it is not a known one."""
+    if isinstance(expr, cst.Attribute) and expr.attr.value not in _CLASS_NAMES:
+        return None  # ``x.view(...)``, ``self.log(...)``: no attribute chain ends elsewhere
     qualified = names.qualified(expr)
     fact = lookup(qualified) if qualified else None
     if fact is None:
@@ -182,10 +185,10 @@ def _direct_site(call: cst.Call, names: Names) -> Optional[Site]:
 def _partial_parts(call: cst.Call, names: Names) -> Optional[Tuple[cst.BaseExpression, OptimizerFact]]:
     if not call.args or call.args[0].keyword is not None or call.args[0].star:
         return None
-    if names.qualified(call.func) != PARTIAL:
-        return None
     fact = optimizer_fact(call.args[0].value, names)
-    return None if fact is None else (call.args[0].value, fact)
+    if fact is None or names.qualified(call.func) != PARTIAL:
+        return None
+    return call.args[0].value, fact
 
 
 def _partial_site(call: cst.Call, names: Names) -> Optional[Site]:
