@@ -185,10 +185,10 @@ def test_file_of_100000_lines(tmp_path, capsys):
     block = 'def layer_{i}(x, scale={i}):\n    """Scale and shift."""\n    y = x * scale + {i}\n    return y\n\n'
     lines = ["import torch\n", "\n"]
     index = 0
-    while len(lines) < 99_998:
+    while len(lines) + 5 <= 99_998:
         lines.extend(block.format(i=index).splitlines(keepends=True))
         index += 1
-    lines = lines[:99_998] + ["model = torch.nn.Linear(4, 4)\n", MISTAKE_LINE + "\n"]
+    lines += ["\n"] * (99_998 - len(lines)) + ["model = torch.nn.Linear(4, 4)\n", MISTAKE_LINE + "\n"]
     (tmp_path / "big.py").write_text("".join(lines))
     assert len(lines) == 100_000
     code, out, err = lint(capsys, "-j", "1", "--select", "WD101", str(tmp_path))
