@@ -10,6 +10,7 @@ is reported with the reason. ``processes=0`` analyses in this process (no isolat
 from __future__ import annotations
 
 import ast
+import faulthandler
 import itertools
 import os
 import signal
@@ -175,6 +176,7 @@ def run_jobs(jobs: Iterable[Job], processes: int, timeout: float) -> Iterator[Tu
 def _serve(connection: Any) -> None:
     """Worker main: answer each job sent on ``connection`` until it sends None or closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    faulthandler.disable()  # a crash is reported by the parent, with the file's path
 
     def loop() -> None:
         while True:

@@ -142,16 +142,18 @@ def prepare(path: str, options: Options, table: Optional[Vocabulary] = None) -> 
 
 def read_source(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> bytes:
     """The bytes of a regular file of at most ``max_size`` bytes; raises _Unlintable otherwise."""
+    descriptor: Optional[int] = None
     try:
         descriptor = os.open(path, _OPEN_FLAGS)
+        _check_regular(path, os.fstat(descriptor), max_size)
+        with os.fdopen(descriptor, "rb") as handle:
+            descriptor = None  # the file object owns it now
+            data = handle.read(max_size + 1)
     except OSError as exc:
         raise _Unlintable(Problem(path, isolate.UNREADABLE, f"cannot read: {exc.strerror or exc}")) from None
-    with os.fdopen(descriptor, "rb") as handle:
-        try:
-            _check_regular(path, os.fstat(descriptor), max_size)
-            data = handle.read(max_size + 1)
-        except OSError as exc:
-            raise _Unlintable(Problem(path, isolate.UNREADABLE, f"cannot read: {exc.strerror or exc}")) from None
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
     if len(data) > max_size:
         raise _Unlintable(_too_large(path, len(data), max_size))
     return data

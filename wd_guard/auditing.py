@@ -207,14 +207,14 @@ def _role_findings(group: _Group) -> List[Finding]:
         code = _ROLE_CODES.get(member.role)
         if code is not None:
             by_code.setdefault(code, []).append(member.name)
-    return [group.finding(code, names, count=len(names)) for code, names in sorted(by_code.items())]
+    return [group.finding(code, names) for code, names in sorted(by_code.items())]
 
 
 def _scale_invariant(group: _Group, feeders: Optional[Set[int]]) -> List[Finding]:
     if feeders is None:
         return []
     names = [m.name for m in group.members if id(m.param) in feeders]
-    return [group.finding("WD204", names, count=len(names))] if names else []
+    return [group.finding("WD204", names)] if names else []
 
 
 def _amount_findings(group: _Group, total_steps: Optional[float]) -> List[Finding]:
@@ -237,7 +237,7 @@ def _untrained(infos: Mapping[int, ParamInfo], held: Set[int]) -> List[Finding]:
     if not names:
         return []
     rule = get_rule("WD205")
-    message = rule.format(count=len(names)) + f" [{names_text(names)}]"
+    message = rule.format() + f" [{names_text(names)}]"
     return [Finding("WD205", rule.severity, message, tuple(names))]
 
 
