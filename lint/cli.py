@@ -46,10 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("paths", nargs="*", metavar="PATH", help="files or folders to lint (default: the current folder)")
     add("--format", "--output-format", dest="format", choices=output.FORMATS, default="text", help="output format")
-    add("--select", action="append", metavar="CODES", help="codes, prefixes (WD2) or ALL to check, replacing the defaults")
+    add("--select", action="append", metavar="CODES", help="codes, prefixes (WD2) or ALL to run, not the defaults")
     add("--extend-select", action="append", default=[], metavar="CODES", help="codes to check in addition")
     add("--ignore", action="append", default=[], metavar="CODES", help="codes not to check")
-    add("--exclude", action="append", default=[], metavar="PATTERNS", help="glob patterns of paths to skip, added to the config's")
+    add("--exclude", action="append", default=[], metavar="GLOBS", help="paths to skip, besides the config's")
     add("--statistics", action="store_true", help="print how often each code was found instead of each finding")
     add("--explain", metavar="CODE", help="print the explanation of a rule and exit")
     add("--config", metavar="FILE", help="read [tool.wd-lint] from this pyproject.toml")
