@@ -13,18 +13,17 @@ from __future__ import annotations
 import ast
 import re
 import warnings
-from typing import Callable, Collection, Dict, Iterable, List, Optional, Tuple, Type, Union
+from typing import Collection, Dict, Iterable, List, Optional, Tuple, Type, Union
 
 import libcst as cst
 
 from .diagnostic import Diagnostic
-from .names import NameTable
+from .collect import build_context
 from .positions import Span, node_spans
 from .rules import rules_for
 from .rules.base import FileContext, LintRule, Report
-from .walk import iter_nodes
 
-__all__ = ["lint_source", "might_matter", "parse", "parse_and_check"]
+__all__ = ["build_context", "lint_source", "might_matter", "parse", "parse_and_check"]
 
 # Declared encodings whose bytes do not contain ASCII words as ASCII: the pre-filter cannot
 # read them, so such files always go to the parser.
@@ -143,62 +142,3 @@ def _diagnostic(code: str, report: Report, span: Span, path: str) -> Diagnostic:
     (line, column), (end_line, end_column) = span
     message = get_rule(code).format(**report.values)
     return Diagnostic(code, message, line, column + 1, end_line, end_column + 1, path)
-
-
-# -- the walk ------------------------------------------------------------------------------
-
-
-def build_context(module: cst.Module, path: str, rules: Iterable[Type[LintRule]]) -> FileContext:
-    """Walk ``module`` once: collect the node types ``rules`` read and fill the name table."""
-    names = NameTable()
-    wanted = {node_type for rule in rules for node_type in rule.NODES}
-    nodes: Dict[type, List[cst.CSTNode]] = {node_type: [] for node_type in wanted}
-    binders = _binders(names)
-    for node in iter_nodes(module):
-        node_type = type(node)
-        bucket = nodes.get(node_type)
-        if bucket is not None:
-            bucket.append(node)
-        binder = binders.get(node_type)
-        if binder is not None:
-            binder(node)
-    return FileContext(module, path, names, nodes)
-
-
-def _binders(names: NameTable) -> Dict[type, Callable[[cst.CSTNode], None]]:
-    """What each binding construct contributes to the name table."""
-
-    def assign(node: cst.Assign) -> None:
-        for target in node.targets:
-            names.bind_target(target.target, node.value)
-
-    def with_item(node: cst.WithItem) -> None:
-        if node.asname is not None:
-            names.bind_target(node.asname.name)
-
-    def handler(node: cst.ExceptHandler) -> None:
-        if node.name is not None:
-            names.bind_target(node.name.name)
-
-    def named(node: Union[cst.MatchAs, cst.MatchStar]) -> None:
-        if node.name is not None:
-            names.bind(node.name.value)
-
-    return {
-        cst.Import: names.add_import,
-        cst.ImportFrom: names.add_import_from,
-        cst.Assign: assign,
-        cst.AnnAssign: lambda node: node.value is not None and names.bind_target(node.target, node.value),
-        cst.AugAssign: lambda node: names.bind_target(node.target),
-        cst.For: lambda node: names.bind_target(node.target),
-        cst.CompFor: lambda node: names.bind_target(node.target),
-        cst.NamedExpr: lambda node: names.bind_target(node.target),
-        cst.Del: lambda node: names.bind_target(node.target),
-        cst.FunctionDef: lambda node: names.bind(node.name.value, node),
-        cst.ClassDef: lambda node: names.bind(node.name.value, node),
-        cst.Param: lambda node: names.bind(node.name.value),
-        cst.WithItem: with_item,
-        cst.ExceptHandler: handler,
-        cst.MatchAs: named,
-        cst.MatchStar: named,
-    }

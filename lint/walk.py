@@ -18,8 +18,12 @@ _SKIPPED_FIELDS = frozenset(
         "lbracket", "rbracket", "first_colon", "second_colon", "asynchronous", "leading_lines",
         "trailing_whitespace", "header", "footer", "lines_after_decorators", "empty_lines", "newline",
         "trailing_comma", "separator", "posonly_ind", "relative", "indent", "comment", "star",
+        # Identifiers: a binding's name is read from the binding node itself.
+        "name", "attr", "keyword",
     }
 )
+# Nodes without children worth a visit.
+_LEAVES = (cst.Name, cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString)
 _FIELDS: Dict[type, Tuple[str, ...]] = {}
 
 
@@ -27,7 +31,7 @@ def child_fields(node_type: type) -> Tuple[str, ...]:
     """Names of the fields of ``node_type`` that may hold code, last field first."""
     fields = _FIELDS.get(node_type)
     if fields is None:
-        names = [f.name for f in dataclasses.fields(node_type)]
+        names = [] if issubclass(node_type, _LEAVES) else [f.name for f in dataclasses.fields(node_type)]
         fields = tuple(n for n in reversed(names) if n not in _SKIPPED_FIELDS and not n.startswith("whitespace"))
         _FIELDS[node_type] = fields
     return fields

@@ -8,7 +8,7 @@ import libcst as cst
 
 from wd_guard.optimizers import DecayKind
 
-from ..names import NameTable
+from ..names import Names
 from .base import Invalid, LintRule, Report, words
 from .sites import DECAYING, Group, Site, class_names, optimizer_sites
 
@@ -104,7 +104,7 @@ def _params_of(site: Site) -> Iterator[tuple]:
             yield group, group.params
 
 
-def blanket_source(expr: cst.BaseExpression, names: NameTable) -> Optional[cst.Call]:
+def blanket_source(expr: cst.BaseExpression, names: Names) -> Optional[cst.Call]:
     """The ``x.parameters()`` call when ``expr`` hands over every trainable parameter of ``x``:
     the call itself, ``list(...)``, ``filter(lambda p: p.requires_grad, ...)`` or
     ``[p for p in ... if p.requires_grad]``, directly or through a name bound once."""

@@ -15,7 +15,7 @@ from typing import Dict, FrozenSet, Iterator, List, Optional, Set
 
 import libcst as cst
 
-from ..names import NameTable, string_value
+from ..names import NameTable, Names, string_value
 from ..walk import iter_nodes
 from .base import FileContext, Invalid, LintRule, Report, words
 from .sites import DECAYING, class_names, iter_decaying, optimizer_sites
@@ -27,9 +27,20 @@ _REDUCTIONS = frozenset({"sum", "mean"})
 _TORCH_REDUCTIONS = frozenset({"torch.sum", "torch.mean"})
 _RESHAPES = frozenset({"view", "flatten", "reshape", "float", "double", "contiguous", "ravel"})
 _ZEROS = frozenset({"torch.tensor", "torch.as_tensor", "torch.scalar_tensor", "torch.zeros", "torch.zeros_like"})
+_KNOWN_LAST = frozenset(name.rsplit(".", 1)[-1] for name in _NORMS | _SQUARES | _POWS | _TORCH_REDUCTIONS | _ZEROS)
 _DEPTH = 48
 Params = FrozenSet[str]
 NO_PARAMS: Params = frozenset()
+
+
+class _AnyName(frozenset):
+    """Parameters that contain every name: to ask whether an expression has a term's shape."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+ANY_NAME: Params = _AnyName()
 PENALTY_WORDS = words("pow", "**", "norm", "square")
 # How one binding of a name relates to a penalty.
 _ZERO, _PENALTY, _ACCUMULATE, _OTHER = "zero", "penalty", "accumulate", "other"
@@ -40,13 +51,28 @@ class Penalties:
 
     def __init__(self, ctx: FileContext) -> None:
         self.ctx = ctx
-        self.names: NameTable = ctx.names
+        self.table: NameTable = ctx.names
+        # Resolution from the statement being read; set by ``_enter`` for each one.
+        self.names: Names = self.table.at(ctx.module)
         self.scope: Dict[cst.CSTNode, Params] = {}  # nodes inside loops over parameters
         self.variables: Set[str] = set()
         self.functions: Set[str] = set()
         self._returns: Dict[cst.FunctionDef, List[cst.Return]] = {}
-        self._scan_loops()
-        self._find_variables_and_functions()
+        self.active = self._has_term_shapes()
+        if self.active:
+            self._scan_loops()
+            self._find_variables_and_functions()
+
+    def _enter(self, node: cst.CSTNode) -> Params:
+        """Read names as seen from ``node``; the parameters its enclosing loops bind."""
+        self.names = self.table.at(node)
+        return self.scope.get(node, NO_PARAMS)
+
+    def _has_term_shapes(self) -> bool:
+        """Whether any expression looks like an L2 term of some name or ``.weight``: files
+        without one skip the analysis (most files that build optimizers)."""
+        candidates = (*self.ctx.nodes(cst.Call), *self.ctx.nodes(cst.BinaryOperation))
+        return any(self._enter(node) is not None and self.is_term(node, ANY_NAME) for node in candidates)
 
     # -- what is a parameter -------------------------------------------------------------
 
@@ -82,7 +108,12 @@ class Penalties:
     # -- what is an L2 term ----------------------------------------------------------------
 
     def _call_name(self, expr: cst.BaseExpression) -> Optional[str]:
-        return self.names.qualified(expr.func) if isinstance(expr, cst.Call) else None
+        """The qualified name of a call of one of the torch functions this module knows."""
+        if not isinstance(expr, cst.Call):
+            return None
+        func = expr.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+        return self.names.qualified(func) if last in _KNOWN_LAST else None
 
     def squared(self, expr: cst.BaseExpression) -> Optional[cst.BaseExpression]:
         """``a`` when ``expr`` is ``a ** 2``, ``a.pow(2)``, ``torch.pow(a, 2)``, ``torch.square(a)``
@@ -198,6 +229,7 @@ class Penalties:
 
     def _scan_loops(self) -> None:
         for loop in self.ctx.nodes(cst.For):
+            self._enter(loop)
             params = self.loop_params(loop.target, loop.iter)
             if params:
                 for node in iter_nodes(loop.body):
@@ -216,10 +248,10 @@ class Penalties:
         for node in self.ctx.nodes(cst.Assign):
             if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
                 name = node.targets[0].target.value
-                verdicts.setdefault(name, []).append(self._assignment_kind(name, node.value, self.scope.get(node, NO_PARAMS)))
+                verdicts.setdefault(name, []).append(self._assignment_kind(name, node.value, self._enter(node)))
         for node in self.ctx.nodes(cst.AugAssign):
             if isinstance(node.target, cst.Name):
-                adds = isinstance(node.operator, cst.AddAssign) and self.is_penalty(node.value, self.scope.get(node, NO_PARAMS))
+                adds = isinstance(node.operator, cst.AddAssign) and self.is_penalty(node.value, self._enter(node))
                 verdicts.setdefault(node.target.value, []).append(_ACCUMULATE if adds else _OTHER)
         return {name for name, kinds in verdicts.items() if self._is_variable(name, kinds)}
 
@@ -228,7 +260,7 @@ class Penalties:
         # the name must also start at zero or be assigned a penalty outright.
         started = _ZERO in kinds or _PENALTY in kinds
         grown = _PENALTY in kinds or _ACCUMULATE in kinds
-        complete = len(kinds) == len(self.names.bindings(name)) and not self.names.is_imported(name)
+        complete = len(kinds) == len(self.table.bindings(name)) and not self.table.is_imported(name)
         return started and grown and _OTHER not in kinds and complete
 
     def _assignment_kind(self, name: str, value: cst.BaseExpression, params: Params) -> str:
@@ -255,7 +287,7 @@ class Penalties:
         return {
             name
             for name in candidates
-            if not self.names.is_imported(name) and all(self._returns_penalty(b) for b in self.names.bindings(name))
+            if not self.table.is_imported(name) and all(self._returns_penalty(b) for b in self.table.bindings(name))
         }
 
     def _returns_penalty(self, binding: Optional[cst.CSTNode]) -> bool:
@@ -264,6 +296,7 @@ class Penalties:
         if binding not in self._returns:
             self._returns[binding] = [n for n in iter_nodes(binding.body) if isinstance(n, cst.Return) and n.value is not None]
         returns = self._returns[binding]
+        self.names = self.table.inside(binding)
         return bool(returns) and all(self.is_penalty(node.value, self.scope.get(node, NO_PARAMS)) for node in returns)
 
     # -- where a penalty is added to a loss ------------------------------------------------
@@ -271,13 +304,15 @@ class Penalties:
     def additions(self) -> List[cst.BaseExpression]:
         """The penalty operands added to something that is not itself a penalty."""
         found: List[cst.BaseExpression] = []
+        if not self.active:
+            return found
         for node in self.ctx.nodes(cst.AugAssign):
             if isinstance(node.operator, cst.AddAssign) and not self._accumulates(node.target):
-                if self.is_penalty(node.value, self.scope.get(node, NO_PARAMS)):
+                if self.is_penalty(node.value, self._enter(node)):
                     found.append(node.value)
         for node in self.ctx.nodes(cst.BinaryOperation):
             if isinstance(node.operator, cst.Add):
-                params = self.scope.get(node, NO_PARAMS)
+                params = self._enter(node)
                 left, right = self.is_penalty(node.left, params), self.is_penalty(node.right, params)
                 if left != right:
                     found.append(node.left if left else node.right)

@@ -6,7 +6,7 @@ from typing import Iterator, List, Optional, Sequence
 
 import libcst as cst
 
-from ..names import NameTable
+from ..names import Names
 from .base import Invalid, LintRule, Report, words
 
 _SEQUENTIAL = "Sequential"
@@ -17,7 +17,7 @@ _LAYERS = frozenset(
 _BATCH_NORMS = frozenset({f"{lazy}BatchNorm{d}d" for lazy in ("", "Lazy") for d in (1, 2, 3)} | {"SyncBatchNorm"})
 
 
-def torch_nn_class(expr: cst.BaseExpression, names: NameTable) -> Optional[str]:
+def torch_nn_class(expr: cst.BaseExpression, names: Names) -> Optional[str]:
     """``'Conv2d'`` for ``nn.Conv2d``, ``torch.nn.Conv2d``, ``torch.nn.modules.conv.Conv2d``
     or an imported ``Conv2d`` from one of them; None for anything else."""
     qualified = names.qualified(expr)
@@ -50,8 +50,8 @@ class DecayedScaleInvariant(LintRule):
     )
 
     def check(self) -> Iterator[Report]:
-        names = self.ctx.names
         for call in self.ctx.nodes(cst.Call):
+            names = self.ctx.names.at(call)
             if torch_nn_class(call.func, names) != _SEQUENTIAL:
                 continue
             layers = _layers(call, names)
@@ -60,11 +60,11 @@ class DecayedScaleInvariant(LintRule):
                     yield Report(layer, {"count": 1})
 
 
-def _class_of(expr: Optional[cst.BaseExpression], names: NameTable) -> Optional[str]:
+def _class_of(expr: Optional[cst.BaseExpression], names: Names) -> Optional[str]:
     return torch_nn_class(expr.func, names) if isinstance(expr, cst.Call) else None
 
 
-def _layers(call: cst.Call, names: NameTable) -> Sequence[Optional[cst.BaseExpression]]:
+def _layers(call: cst.Call, names: Names) -> Sequence[Optional[cst.BaseExpression]]:
     """The modules of ``nn.Sequential(...)`` in order; None where one cannot be seen."""
     args = call.args
     if len(args) == 1 and not args[0].star and isinstance(args[0].value, cst.Call):

@@ -17,7 +17,7 @@ import libcst as cst
 
 from wd_guard.optimizers import OPTIMIZERS, DecayKind, OptimizerFact, lookup
 
-from ..names import NameTable, string_value
+from ..names import Names, string_value
 from .base import FileContext
 
 PARTIAL = "functools.partial"
@@ -39,6 +39,7 @@ def class_names(*kinds: DecayKind, adaptive: Optional[bool] = None) -> Tuple[str
 
 
 DECAYING = (DecayKind.COUPLED_ADAPTIVE, DecayKind.DECOUPLED, DecayKind.L2)
+_CLASS_NAMES = frozenset(class_names())
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Site:
     call: cst.Call
     func: cst.BaseExpression  # the expression that names the optimizer class
     fact: OptimizerFact
-    names: NameTable
+    names: Names
     arguments: Dict[str, cst.Arg]
     open: bool  # ``*args`` or ``**kwargs``: options the code does not show
     groups: Optional[List[Group]] = None  # inline param groups, or None
@@ -148,10 +149,10 @@ class Site:
 
 def optimizer_sites(ctx: FileContext) -> List[Site]:
     """Every optimizer construction in the file (shared by the optimizer and penalty rules)."""
-    names = ctx.names
     sites: List[Site] = []
     consumed = set()
     for call in ctx.nodes(cst.Call):
+        names = ctx.names.at(call)
         site = _direct_site(call, names) or _partial_site(call, names)
         if site is None:
             site, partial = _through_partial(call, names)
@@ -163,8 +164,10 @@ def optimizer_sites(ctx: FileContext) -> List[Site]:
     return [site for site in sites if site.call not in consumed]
 
 
-def optimizer_fact(expr: cst.BaseExpression, names: NameTable) -> Optional[OptimizerFact]:
+def optimizer_fact(expr: cst.BaseExpression, names: Names) -> Optional[OptimizerFact]:
     """The fact for the optimizer class ``expr`` names, or None when it is not a known one."""
+    if isinstance(expr, cst.Attribute) and expr.attr.value not in _CLASS_NAMES:
+        return None  # ``x.view(...)``, ``self.log(...)``: no attribute chain ends elsewhere
     qualified = names.qualified(expr)
     fact = lookup(qualified) if qualified else None
     if fact is None:
@@ -172,30 +175,30 @@ def optimizer_fact(expr: cst.BaseExpression, names: NameTable) -> Optional[Optim
     return fact
 
 
-def _direct_site(call: cst.Call, names: NameTable) -> Optional[Site]:
+def _direct_site(call: cst.Call, names: Names) -> Optional[Site]:
     fact = optimizer_fact(call.func, names)
     if fact is None:
         return None
     return _site(call, call.func, fact, names, call.args)
 
 
-def _partial_parts(call: cst.Call, names: NameTable) -> Optional[Tuple[cst.BaseExpression, OptimizerFact]]:
+def _partial_parts(call: cst.Call, names: Names) -> Optional[Tuple[cst.BaseExpression, OptimizerFact]]:
     if not call.args or call.args[0].keyword is not None or call.args[0].star:
         return None
-    if names.qualified(call.func) != PARTIAL:
-        return None
     fact = optimizer_fact(call.args[0].value, names)
-    return None if fact is None else (call.args[0].value, fact)
+    if fact is None or names.qualified(call.func) != PARTIAL:
+        return None
+    return call.args[0].value, fact
 
 
-def _partial_site(call: cst.Call, names: NameTable) -> Optional[Site]:
+def _partial_site(call: cst.Call, names: Names) -> Optional[Site]:
     parts = _partial_parts(call, names)
     if parts is None:
         return None
     return _site(call, parts[0], parts[1], names, call.args[1:])
 
 
-def _through_partial(call: cst.Call, names: NameTable) -> Tuple[Optional[Site], Optional[cst.Call]]:
+def _through_partial(call: cst.Call, names: Names) -> Tuple[Optional[Site], Optional[cst.Call]]:
     """A call of a name bound once to ``functools.partial(Optimizer, ...)``."""
     if not isinstance(call.func, cst.Name):
         return None, None
@@ -208,7 +211,7 @@ def _through_partial(call: cst.Call, names: NameTable) -> Tuple[Optional[Site], 
     return _site(call, parts[0], parts[1], names, (*partial.args[1:], *call.args)), partial
 
 
-def _site(call: cst.Call, func: cst.BaseExpression, fact: OptimizerFact, names: NameTable, args: Sequence[cst.Arg]) -> Site:
+def _site(call: cst.Call, func: cst.BaseExpression, fact: OptimizerFact, names: Names, args: Sequence[cst.Arg]) -> Site:
     arguments, open_ = _bind(fact, args)
     params = arguments.get(PARAMS)
     groups = _groups(params.value, names) if params is not None else None
@@ -237,7 +240,7 @@ def _bind(fact: OptimizerFact, args: Sequence[cst.Arg]) -> Tuple[Dict[str, cst.A
     return arguments, open_
 
 
-def _groups(params: cst.BaseExpression, names: NameTable) -> Optional[List[Group]]:
+def _groups(params: cst.BaseExpression, names: Names) -> Optional[List[Group]]:
     """The param groups when ``params`` is (or is bound once to) a literal list of dicts."""
     value = names.follow(params)
     if isinstance(value, (cst.ListComp, cst.GeneratorExp)):
@@ -251,7 +254,7 @@ def _groups(params: cst.BaseExpression, names: NameTable) -> Optional[List[Group
     return [group if group is not None else Group(element, open=True) for group, element in zip(groups, value.elements)]
 
 
-def _group(expr: cst.BaseExpression, names: NameTable) -> Optional[Group]:
+def _group(expr: cst.BaseExpression, names: Names) -> Optional[Group]:
     if isinstance(expr, cst.Dict):
         group = Group(expr)
         for element in expr.elements:

@@ -1,0 +1,297 @@
+"""What the weight-stats logging costs, as ratios, on GPT-2-small and ResNet-50 parameter sets.
+
+Prints, side by side for each parameter set:
+
+- the read floor: one pass over a flat buffer with as many elements as the model (``sum``);
+- a naive loop of ``p.norm().item()`` per parameter;
+- a wd-guard logging step (batched norms, effective decay, one host transfer, and
+  ``logger.log_metrics``), with AdamW (decoupled) and with Adam (coupled decay: the median
+  of the adaptive factor is estimated from a strided sample of the state);
+- a non-logging step of the monitor, in microseconds;
+- a training step (forward, backward, optimizer step) on a small batch, and the overhead a
+  whole fit sees with the Trainer's default cadence (one logging step every 50);
+- the median estimator's largest rank error against the exact median of the real state;
+- the per-step cost of ``LightningModule.log_dict`` with 300 keys against
+  ``logger.log_metrics`` on logging steps only, in a real Lightning fit.
+
+Run ``python benchmarks/stats_speed.py`` (or ``make bench``); ``--threads N`` pins torch's
+thread count, ``--quick`` uses fewer repetitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from typing import Callable, Dict, List, Tuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import lightning as L
+from lightning.pytorch.loggers import CSVLogger
+
+from wd_guard.monitor import WeightMonitor
+from wd_guard._norms import sample_view
+
+# ---------------------------------------------------------------- models
+
+
+class GPTBlock(nn.Module):
+    def __init__(self, d: int = 768, heads: int = 12) -> None:
+        super().__init__()
+        self.heads = heads
+        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc, self.out = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = (z.view(b, t, self.heads, -1).transpose(1, 2) for z in self.attn(self.ln_1(x)).split(d, -1))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, d)
+        x = x + self.proj(y)
+        return x + self.out(F.gelu(self.fc(self.ln_2(x))))
+
+
+class GPT2Small(nn.Module):
+    """GPT-2 small's parameter set (124M, 148 tensors, tied output embedding)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(50257, 768), nn.Embedding(1024, 768)
+        self.blocks = nn.ModuleList(GPTBlock() for _ in range(12))
+        self.ln_f = nn.LayerNorm(768)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.wte(tokens) + self.wpe(torch.arange(tokens.shape[1]))
+        for block in self.blocks:
+            x = block(x)
+        logits = self.ln_f(x) @ self.wte.weight.T
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, cin: int, width: int, stride: int) -> None:
+        super().__init__()
+        cout = width * 4
+        self.conv1, self.bn1 = nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return F.relu(y + (x if self.down is None else self.down(x)))
+
+
+class ResNet50(nn.Module):
+    """ResNet-50's parameter set (25.6M, 161 tensors)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)
+        layers, cin = [], 64
+        for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+            for i in range(blocks):
+                layers.append(Bottleneck(cin, width, stride if i == 0 else 1))
+                cin = width * 4
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(2048, 1000)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(images))), 3, 2, 1)
+        x = self.layers(x).mean((2, 3))
+        return F.cross_entropy(self.fc(x), torch.zeros(len(images), dtype=torch.long))
+
+
+SETS: Dict[str, Tuple[Callable[[], nn.Module], Callable[[], torch.Tensor]]] = {
+    "GPT-2 small": (GPT2Small, lambda: torch.randint(0, 50257, (2, 128))),
+    "ResNet-50": (ResNet50, lambda: torch.randn(8, 3, 112, 112)),
+}
+
+# ---------------------------------------------------------------- timing
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall time of ``fn`` in seconds, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def param_groups(model: nn.Module, wd: float) -> List[dict]:
+    decay = [p for p in model.parameters() if p.dim() > 1]
+    rest = [p for p in model.parameters() if p.dim() <= 1]
+    return [{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}]
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    model(batch).backward()
+    optimizer.step()
+
+
+def rank_error(model: nn.Module, optimizer: torch.optim.Optimizer) -> float:
+    """Largest |rank - 0.5| of the sampled median of Adam's ``exp_avg_sq`` in the whole tensor."""
+    worst = 0.0
+    for group in optimizer.param_groups:
+        if not group["weight_decay"]:
+            continue
+        for p in group["params"]:
+            v = optimizer.state[p]["exp_avg_sq"]
+            estimate = torch.nanmedian(sample_view(v))
+            flat = v.flatten()
+            rank = ((flat < estimate).double().mean() + (flat <= estimate).double().mean()).item() / 2
+            worst = max(worst, abs(rank - 0.5))
+    return worst
+
+
+def monitor_costs(model: nn.Module, optimizer: torch.optim.Optimizer, root: str, repeat: int) -> Tuple[float, float]:
+    """(logging step in s, non-logging step in s) of a WeightMonitor on a real Trainer."""
+    trainer = L.Trainer(logger=CSVLogger(root), accelerator="cpu", devices=1, enable_progress_bar=False)
+    trainer.optimizers = [optimizer]
+    monitor = WeightMonitor(log_every_n_steps=50)
+    monitor.setup(trainer, model)
+
+    def logging_step() -> None:
+        metrics = monitor.compute(trainer, model)
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+
+    calls = 20000
+    start = time.perf_counter()
+    for _ in range(calls):
+        monitor.on_train_batch_end(trainer, model)
+    idle = (time.perf_counter() - start) / calls
+    return best_of(logging_step, repeat), idle
+
+
+def measure_set(name: str, repeat: int, root: str) -> Dict[str, float]:
+    make_model, make_batch = SETS[name]
+    torch.manual_seed(0)
+    model = make_model()
+    params = list(model.parameters())
+    numel = sum(p.numel() for p in params)
+    flat = torch.randn(numel)
+    out = {"tensors": len(params), "params_m": numel / 1e6}
+    out["floor"] = best_of(lambda: flat.sum(), repeat)
+    del flat
+    out["naive"] = best_of(lambda: [p.norm().item() for p in params], repeat)
+    batch = make_batch()
+    for label, optimizer in (
+        ("adamw", torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4)),
+        ("adam", torch.optim.Adam(param_groups(model, 1e-4), lr=1e-4)),
+    ):
+        train_step(model, optimizer, batch)
+        out[f"train_{label}"] = best_of(lambda: train_step(model, optimizer, batch), 2)
+        out[f"log_{label}"], out[f"idle_{label}"] = monitor_costs(model, optimizer, root, repeat)
+        if label == "adam":
+            out["rank_error"] = rank_error(model, optimizer)
+        optimizer.state.clear()
+    return out
+
+
+# ---------------------------------------------------------------- log_dict vs log_metrics
+
+
+class ManyKeys(L.LightningModule):
+    """A tiny regressor that logs 300 keys per step, through log_dict or through the logger."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.layer = nn.Linear(8, 1)
+        self.how = how
+        self.values = {f"weight_norm/layer_{i}": float(i) for i in range(300)}
+
+    def training_step(self, batch, batch_idx):
+        if self.how == "log_dict":
+            self.log_dict(self.values)
+        elif self.how == "log_metrics" and (self.global_step + 1) % 50 == 0:
+            for logger in self.trainer.loggers:
+                logger.log_metrics(self.values, step=self.global_step)
+        return self.layer(batch[0]).pow(2).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=1e-3)
+
+
+def fit_seconds_per_step(how: str, steps: int, root: str) -> float:
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(steps * 4, 8)), batch_size=4)
+    trainer = L.Trainer(
+        default_root_dir=root,
+        logger=CSVLogger(root, name=how),
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    start = time.perf_counter()
+    trainer.fit(ManyKeys(how), data)
+    return (time.perf_counter() - start) / steps
+
+
+# ---------------------------------------------------------------- report
+
+
+def report(sets: Dict[str, Dict[str, float]], logging: Dict[str, float]) -> None:
+    names = list(sets)
+    rows = [
+        ("parameter tensors", lambda s: f"{s['tensors']:.0f}"),
+        ("parameters (millions)", lambda s: f"{s['params_m']:.1f}"),
+        ("read floor (flat sum), ms", lambda s: f"{s['floor'] * 1e3:.1f}"),
+        ("naive p.norm().item() loop / floor", lambda s: f"{s['naive'] / s['floor']:.2f}x"),
+        ("logging step, AdamW / floor", lambda s: f"{s['log_adamw'] / s['floor']:.2f}x"),
+        ("logging step, Adam coupled / floor", lambda s: f"{s['log_adam'] / s['floor']:.2f}x"),
+        ("non-logging step, us", lambda s: f"{max(s['idle_adamw'], s['idle_adam']) * 1e6:.2f}"),
+        ("training step / floor", lambda s: f"{s['train_adamw'] / s['floor']:.0f}x"),
+        ("fit overhead at 1 log / 50 steps", lambda s: f"{(s['log_adam'] / 50 + s['idle_adam']) / s['train_adam'] * 100:.3f}%"),
+        ("median estimate: max rank error", lambda s: f"{s['rank_error']:.3f}"),
+    ]
+    width = max(len(r[0]) for r in rows) + 2
+    print(f"{'':<{width}}" + "".join(f"{n:>16}" for n in names))
+    for label, cell in rows:
+        print(f"{label:<{width}}" + "".join(f"{cell(sets[n]):>16}" for n in names))
+    base = logging["baseline"]
+    print()
+    print("Lightning fit, 300 keys, per training step (tiny model):")
+    print(f"  log_dict every step adds        {(logging['log_dict'] - base) * 1e3:8.3f} ms")
+    print(f"  log_metrics on logging steps    {(logging['log_metrics'] - base) * 1e3:8.3f} ms")
+    print(f"  ratio                           {(logging['log_dict'] - base) / max(logging['log_metrics'] - base, 1e-7):8.0f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    repeat = 3 if args.quick else 7
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, GPU: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
+    with tempfile.TemporaryDirectory() as root:
+        sets = {name: measure_set(name, repeat, root) for name in SETS}
+        steps = 20 if args.quick else 50
+        logging = {how: fit_seconds_per_step(how, steps, root) for how in ("baseline", "log_dict", "log_metrics")}
+    report(sets, logging)
+
+
+if __name__ == "__main__":
+    main()

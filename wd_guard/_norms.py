@@ -1,0 +1,185 @@
+"""Batched norms, strided samples and the reductions that make them global under sharding.
+
+Everything here works on *pieces*: the part of a logical parameter (and of its optimizer
+state) that this process holds. A plain or DDP parameter is one whole piece; an FSDP2
+parameter is the local shard of a DTensor; an FSDP1 parameter is a slice of a flat
+parameter. A piece may come with process groups across which its squared norm is summed
+and its samples gathered, so every rank ends with the statistic of the whole parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+try:  # DTensor moved out of torch.distributed._tensor in torch 2.4.
+    from torch.distributed.tensor import DTensor
+except ImportError:  # pragma: no cover - old torch or a build without distributed
+    try:
+        from torch.distributed._tensor import DTensor
+    except ImportError:
+        DTensor = None  # type: ignore[assignment,misc]
+
+#: Elements sampled per tensor for the median of the optimizer state (see ``sample_view``).
+SAMPLE_SIZE = 1024
+
+Groups = Tuple[object, ...]  # process groups a piece is reduced over, in a fixed order
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Where the local part of one logical parameter lives in a same-shaped tensor.
+
+    ``kind`` is ``'whole'`` (the tensor itself), ``'dtensor'`` (its local shard) or
+    ``'slice'`` (``tensor.view(-1)[start:stop]``, for FSDP1 flat parameters).
+    """
+
+    kind: str = "whole"
+    start: int = 0
+    stop: int = 0
+    groups: Groups = ()
+
+    def local(self, tensor: Tensor) -> Tensor:
+        """The local part of ``tensor`` (the parameter or one of its optimizer states)."""
+        if self.kind == "whole":
+            return tensor
+        if self.kind == "dtensor":
+            return tensor.to_local()
+        return tensor.view(-1)[self.start : self.stop]
+
+
+def is_dtensor(tensor: object) -> bool:
+    """Whether ``tensor`` is a DTensor (FSDP2, tensor parallel)."""
+    return DTensor is not None and isinstance(tensor, DTensor)
+
+
+def dtensor_piece(param: Tensor) -> Optional[Piece]:
+    """The piece for a DTensor parameter, or None when its placements cannot be reduced.
+
+    Squared norms add up over the mesh dimensions the tensor is sharded on and are equal
+    over replicated ones; a partial (pending-sum) placement has no per-shard norm.
+    """
+    groups = []
+    for dim, placement in enumerate(param.placements):
+        if placement.is_shard():
+            groups.append(param.device_mesh.get_group(dim))
+        elif not placement.is_replicate():
+            return None
+    return Piece(kind="dtensor", groups=tuple(groups))
+
+
+def squared_norms(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
+    """Squared 2-norms of ``tensors`` as one float64 vector on ``device``.
+
+    One ``torch._foreach_norm`` per (device, dtype) bucket: a single pass over the data,
+    with the fused multi-tensor kernel on accelerators.
+    """
+    buckets: Dict[Tuple[torch.device, torch.dtype], List[int]] = {}
+    for index, tensor in enumerate(tensors):
+        buckets.setdefault((tensor.device, tensor.dtype), []).append(index)
+    if len(buckets) == 1:
+        return _bucket_norms(tensors, device).square_()
+    out = torch.empty(len(tensors), dtype=torch.float64, device=device)
+    for indices in buckets.values():
+        norms = _bucket_norms([tensors[i] for i in indices], device)
+        out.index_copy_(0, torch.tensor(indices, device=device), norms)
+    return out.square_()
+
+
+def _bucket_norms(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
+    norms = torch._foreach_norm(list(tensors), 2, dtype=torch.float32)
+    return torch.stack(norms).to(device=device, dtype=torch.float64)
+
+
+def all_reduce_rows(values: Tensor, rows: Dict[Groups, Tensor], op: str = "sum") -> None:
+    """Reduce ``values[rows[groups]]`` (``op``: ``'sum'`` or ``'max'``) over ``groups``, in place.
+
+    Every rank calls this with the same ``rows`` in the same order (the plans are built
+    identically), so the collectives match up.
+    """
+    import torch.distributed as dist
+
+    reduce_op = dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM
+    for groups, index in rows.items():
+        part = values.index_select(0, index)
+        for group in groups:
+            dist.all_reduce(part, op=reduce_op, group=group)
+        values.index_copy_(0, index, part)
+
+
+def gather_columns(samples: Tensor, groups: Groups) -> Tensor:
+    """Concatenate the ``[rows, S]`` sample matrices of every rank in ``groups`` along dim 1."""
+    import torch.distributed as dist
+
+    for group in groups:
+        parts = [torch.empty_like(samples) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(parts, samples.contiguous(), group=group)
+        samples = torch.cat(parts, dim=1)
+    return samples
+
+
+def dense_flat(tensor: Tensor) -> Tensor:
+    """A 1-D view of every element of ``tensor`` in memory order, without copying.
+
+    Works for contiguous and channels-last (any dense, non-overlapping) layouts; other
+    layouts are copied, which only costs time.
+    """
+    if tensor.is_contiguous():
+        return tensor.view(-1)
+    if _is_dense(tensor):
+        return tensor.as_strided((tensor.numel(),), (1,), tensor.storage_offset())
+    return tensor.reshape(-1)
+
+
+def _is_dense(tensor: Tensor) -> bool:
+    expected = 1
+    for size, stride in sorted(zip(tensor.shape, tensor.stride()), key=lambda pair: pair[1]):
+        if size != 1 and stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _row_length(tensor: Tensor) -> int:
+    """Elements per outermost slice in memory order (a matrix row, a conv filter)."""
+    if tensor.dim() < 2:
+        return 1
+    outer = max(range(tensor.dim()), key=lambda d: (tensor.stride(d), tensor.shape[d]))
+    return max(1, tensor.numel() // max(1, tensor.shape[outer]))
+
+
+@lru_cache(maxsize=4096)
+def sample_stride(numel: int, row_length: int, size: int = SAMPLE_SIZE) -> int:
+    """The stride of the fixed sample: a prime no larger than ``numel // size``.
+
+    A prime that does not divide the row length visits every column of a matrix (and every
+    position of a conv filter) instead of the few a round stride would hit, so a sample of
+    ``size`` elements spreads over rows and columns alike.
+    """
+    stride = max(1, numel // size)
+    while stride > 1 and not (_is_prime(stride) and row_length % stride):
+        stride -= 1
+    return stride
+
+
+def _is_prime(n: int) -> bool:
+    return n > 1 and all(n % k for k in range(2, math.isqrt(n) + 1))
+
+
+def sample_view(tensor: Tensor, size: int = SAMPLE_SIZE) -> Tensor:
+    """At most ``size`` elements of ``tensor``: all of them if it is small, else a strided view.
+
+    The view reads ``size`` elements (one cache line each) and copies nothing; it stays
+    valid as long as the optimizer updates ``tensor`` in place.
+    """
+    flat = dense_flat(tensor)
+    numel = flat.numel()
+    if numel <= size:
+        return flat
+    stride = sample_stride(numel, _row_length(tensor), size)
+    return flat[: stride * size : stride]
