@@ -25,6 +25,7 @@ from wd_guard.lint.isolate import default_processes
 from wd_guard.lint.runner import Options, Report, lint_paths
 
 USAGE_ERROR = 2
+INTERRUPTED = 130
 
 
 class _UsageError(Exception):
@@ -74,6 +75,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # `wd-lint | head`: the reader left, nothing more to say
         _silence_stdout()
         return USAGE_ERROR
+    except KeyboardInterrupt:
+        _write(sys.stderr, "wd-lint: interrupted\n")
+        return INTERRUPTED
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else 0
 
