@@ -104,7 +104,7 @@ def discover(paths: Iterable[str], exclude: Sequence[str] = (), root: Optional[P
 
 def _walk(top: str, found: Discovery, exclude: Sequence[str], root: Path) -> None:
     # An explicit stack instead of recursion: trees of any depth, and no os.walk error hiding.
-    stack = [top]
+    stack, files = [top], []
     while stack:
         folder = stack.pop()
         entries = _list(folder, found)
@@ -117,8 +117,10 @@ def _walk(top: str, found: Discovery, exclude: Sequence[str], root: Path) -> Non
                 if name not in SKIP_DIRS and not is_excluded(path, exclude, root):
                     subfolders.append(path)
             elif name.endswith(SUFFIX) and not is_excluded(path, exclude, root):
-                found.add_file(path)
+                files.append(path)
         stack.extend(reversed(subfolders))
+    for path in sorted(files, key=lambda p: Path(p).parts):
+        found.add_file(path)
 
 
 def _list(folder: str, found: Discovery) -> Optional[List[Tuple[str, bool]]]:

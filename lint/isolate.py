@@ -9,12 +9,15 @@ is reported with the reason. ``processes=0`` analyses in this process (no isolat
 
 from __future__ import annotations
 
+import ast
+import faulthandler
 import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Tuple
@@ -70,9 +73,13 @@ def analyse(job: Job) -> Outcome:
     from wd_guard.lint import engine
 
     try:
-        diagnostics = engine.lint_source(job.text, job.path, select=job.codes)
+        with warnings.catch_warnings():
+            # Compiling user code warns about its escapes and literals: not wd-lint's business.
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            diagnostics = engine.lint_source(job.text, job.path, select=job.codes)
     except libcst.ParserSyntaxError as exc:
-        return Outcome(problem=syntax_problem(job.path, exc))
+        return Outcome(problem=syntax_problem(job.path, exc, job.text))
     except RecursionError:
         return Outcome(problem=Problem(job.path, TOO_DEEP, "nested too deeply to analyse"))
     except (KeyboardInterrupt, SystemExit):
@@ -83,8 +90,22 @@ def analyse(job: Job) -> Outcome:
     return Outcome(diagnostics=tuple(diagnostics))
 
 
-def syntax_problem(path: str, exc: Any) -> Problem:
-    """A Problem at the parser's line and column for a ``libcst.ParserSyntaxError``."""
+def syntax_problem(path: str, exc: Any, text: str) -> Problem:
+    """A Problem for a ``libcst.ParserSyntaxError`` at the most precise position known.
+
+    CPython's parser names the line and column of most errors better than libcst does, so
+    when it rejects the text too its message and position are used; when it accepts the text
+    (syntax newer than libcst knows), libcst's are.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(text)
+    except SyntaxError as error:
+        if error.lineno:
+            return Problem(path, SYNTAX, f"syntax error: {error.msg}", error.lineno, error.offset or None)
+    except (RecursionError, MemoryError, ValueError):
+        pass
     message = str(getattr(exc, "message", exc))
     for prefix in ("parser error: ", "tokenizer error: "):
         message = message[len(prefix):] if message.startswith(prefix) else message
@@ -145,6 +166,7 @@ def run_jobs(jobs: Iterable[Job], processes: int, timeout: float) -> Iterator[Tu
 def _serve(connection: Any) -> None:
     """Worker main: answer each job sent on ``connection`` until it sends None or closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    faulthandler.disable()  # a crash is reported by the parent, with the file's path
 
     def loop() -> None:
         while True:

@@ -1,8 +1,8 @@
 """How ``wd-lint`` shows what it found: text, JSON, SARIF 2.1.0, GitHub annotations, statistics.
 
-Diagnostics go to stdout. Files that could not be linted go to stderr in the text and JSON
-formats, into ``invocations[0].toolExecutionNotifications`` in SARIF, and into ``::error``
-annotations in the GitHub format. File names and messages are escaped for each format: control
+Diagnostics go to stdout. Files that could not be linted go to stderr (except in the GitHub
+format, where they become ``::error`` annotations); SARIF also lists them in
+``invocations[0].toolExecutionNotifications``. File names and messages are escaped for each format: control
 characters never reach a terminal, JSON is ASCII, SARIF URIs are percent-encoded bytes.
 """
 

@@ -9,6 +9,7 @@ becomes a ``Problem`` with the path and the reason, and the other files are stil
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import re
@@ -26,6 +27,7 @@ from wd_guard.lint.isolate import Job, Outcome, Problem
 
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_BOM_CONFLICT = "cannot decode: a UTF-8 byte order mark and a coding line that names another encoding"
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
@@ -121,21 +123,23 @@ def prepare(path: str, options: Options) -> Union[Job, Problem, None]:
         text = decode_source(path, data)
     except _Unlintable as exc:
         return exc.problem
-    return Job(path, text, codes) if might_matter(data) else None
+    return Job(path, text, codes) if might_matter(data, select=codes) else None
 
 
 def read_source(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> bytes:
     """The bytes of a regular file of at most ``max_size`` bytes; raises _Unlintable otherwise."""
+    descriptor: Optional[int] = None
     try:
         descriptor = os.open(path, _OPEN_FLAGS)
+        _check_regular(path, os.fstat(descriptor), max_size)
+        with os.fdopen(descriptor, "rb") as handle:
+            descriptor = None  # the file object owns it now
+            data = handle.read(max_size + 1)
     except OSError as exc:
         raise _Unlintable(Problem(path, isolate.UNREADABLE, f"cannot read: {exc.strerror or exc}")) from None
-    with os.fdopen(descriptor, "rb") as handle:
-        try:
-            _check_regular(path, os.fstat(descriptor), max_size)
-            data = handle.read(max_size + 1)
-        except OSError as exc:
-            raise _Unlintable(Problem(path, isolate.UNREADABLE, f"cannot read: {exc.strerror or exc}")) from None
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
     if len(data) > max_size:
         raise _Unlintable(_too_large(path, len(data), max_size))
     return data
@@ -164,7 +168,11 @@ def decode_source(path: str, data: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
-        raise _Unlintable(Problem(path, isolate.NOT_TEXT, f"cannot decode: {exc.msg}", exc.lineno)) from None
+        # Without a declaration the first lines must be UTF-8; decoding says where they are not.
+        encoding = "utf-8" if "invalid or missing encoding" in str(exc.msg) else ""
+        if not encoding:
+            reason = _BOM_CONFLICT if data.startswith(codecs.BOM_UTF8) else f"cannot decode: {exc.msg}"
+            raise _Unlintable(Problem(path, isolate.NOT_TEXT, reason, 1)) from None
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:

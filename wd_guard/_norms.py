@@ -153,29 +153,39 @@ def _row_length(tensor: Tensor) -> int:
     return max(1, tensor.numel() // max(1, tensor.shape[outer]))
 
 
+_GOLDEN = (math.sqrt(5) - 1) / 2
+
+
 @lru_cache(maxsize=4096)
 def sample_stride(numel: int, row_length: int, size: int = SAMPLE_SIZE) -> int:
-    """The stride of the fixed sample: a prime no larger than ``numel // size``.
+    """The stride of the fixed sample: at most ``numel // size``, coprime with the row length.
 
-    A prime that does not divide the row length visits every column of a matrix (and every
-    position of a conv filter) instead of the few a round stride would hit, so a sample of
-    ``size`` elements spreads over rows and columns alike.
+    Consecutive samples then land on distinct columns (of a matrix, or positions of a conv
+    filter), and among such strides the one whose step along a row is closest to a golden
+    fraction of the row spreads the columns most evenly (a Weyl sequence). The search stays
+    within one row of the largest stride, so the sample still spans nearly every row.
     """
-    stride = max(1, numel // size)
-    while stride > 1 and not (_is_prime(stride) and row_length % stride):
-        stride -= 1
-    return stride
-
-
-def _is_prime(n: int) -> bool:
-    return n > 1 and all(n % k for k in range(2, math.isqrt(n) + 1))
+    top = max(1, numel // size)
+    low = max(1, top - row_length if top > row_length else top // 2)
+    best, best_gap = top, 2.0
+    for stride in range(top, low - 1, -1):
+        if math.gcd(stride, row_length) != 1:
+            continue
+        fraction = (stride % row_length) / row_length
+        gap = min(abs(fraction - _GOLDEN), abs(fraction - (1 - _GOLDEN)))
+        if gap < best_gap - 1e-12:
+            best, best_gap = stride, gap
+        if gap < 0.01:
+            break
+    return best
 
 
 def sample_view(tensor: Tensor, size: int = SAMPLE_SIZE) -> Tensor:
     """At most ``size`` elements of ``tensor``: all of them if it is small, else a strided view.
 
     The view reads ``size`` elements (one cache line each) and copies nothing; it stays
-    valid as long as the optimizer updates ``tensor`` in place.
+    valid as long as the optimizer updates ``tensor`` in place. Tensors with fewer than
+    ``2 * size`` elements give their first ``size`` elements.
     """
     flat = dense_flat(tensor)
     numel = flat.numel()

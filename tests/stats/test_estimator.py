@@ -1,0 +1,92 @@
+"""The strided-sample median: which elements it reads, and its measured error bound (rank within 0.05)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch import nn  # noqa: E402
+
+from wd_guard._norms import SAMPLE_SIZE, dense_flat, sample_stride, sample_view  # noqa: E402
+from wd_guard.stats import weight_stats  # noqa: E402
+
+BOUND = 0.05  # the bound the weight_stats docstring states
+
+
+def _rank_error(values: torch.Tensor, estimate: float) -> float:
+    flat = values.flatten().double()
+    rank = ((flat < estimate).double().mean() + (flat <= estimate).double().mean()).item() / 2
+    return abs(rank - 0.5)
+
+
+@pytest.mark.parametrize("numel, row", [(2_359_296, 3072), (589_824, 768), (9_408, 147), (2_048_000, 2048), (4_096, 1)])
+def test_stride_visits_distinct_columns_and_spans_the_rows(numel, row):
+    stride = sample_stride(numel, row)
+    assert math.gcd(stride, row) == 1
+    assert stride * SAMPLE_SIZE <= numel
+    # Within one row of the largest stride (or half of it): the sample spans most rows.
+    assert stride * SAMPLE_SIZE >= min(numel - row * SAMPLE_SIZE, numel // 2)
+    columns = {(k * stride) % row for k in range(SAMPLE_SIZE)}
+    assert len(columns) == min(row, SAMPLE_SIZE)
+
+
+def test_sample_is_a_view_of_the_state():
+    small, large = torch.rand(7, 5), torch.rand(512, 300)
+    assert sample_view(small).numel() == 35
+    view = sample_view(large)
+    assert view.numel() == SAMPLE_SIZE and view.untyped_storage().data_ptr() == large.untyped_storage().data_ptr()
+    large.mul_(2)  # optimizers update their state in place: the view follows
+    assert torch.equal(view, large.flatten()[: view.numel() * view.stride(0) : view.stride(0)])
+
+
+def test_channels_last_state_is_read_without_copy():
+    state = torch.rand(64, 32, 3, 3).to(memory_format=torch.channels_last)
+    flat = dense_flat(state)
+    assert flat.untyped_storage().data_ptr() == state.untyped_storage().data_ptr()
+    assert torch.equal(flat.sort().values, state.flatten().sort().values)
+
+
+def _structured(shape, kind, seed):
+    generator = torch.Generator().manual_seed(seed)
+    rows, cols = shape[0], math.prod(shape[1:])
+    noise = torch.empty(rows, cols).log_normal_(0, 0.5, generator=generator)
+    if kind == "row-column":  # second moments factor into row and column scales (Adafactor's premise)
+        scale = torch.empty(rows, 1).log_normal_(0, 1.5, generator=generator) * torch.empty(1, cols).log_normal_(0, 1.5, generator=generator)
+    elif kind == "head-blocks":  # attention heads: blocks of 64 columns with their own scale
+        scale = torch.empty(cols // 64 + 1).log_normal_(0, 2, generator=generator).repeat_interleave(64)[:cols]
+    else:  # period-4 columns, which a stride divisible by 4 would sample from one column class
+        scale = torch.tensor([1.0, 100.0, 0.01, 10.0]).repeat(cols // 4 + 1)[:cols]
+    return (noise * scale).reshape(shape)
+
+
+@pytest.mark.parametrize("kind", ["row-column", "head-blocks", "periodic"])
+@pytest.mark.parametrize("shape", [(768, 3072), (3072, 768), (2048, 512, 1, 1), (512, 256, 3, 3), (1000, 2048)])
+def test_sample_median_rank_error_on_structured_states(shape, kind):
+    state = _structured(shape, kind, seed=sum(shape))
+    estimate = torch.nanmedian(sample_view(state)).item()
+    assert _rank_error(state, estimate) <= BOUND
+
+
+def test_effective_decay_median_within_bound_on_real_adam_state():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(1000, 64), nn.TransformerEncoderLayer(64, 4, 256, dropout=0.0, batch_first=True))
+    lr, wd, eps = 1e-3, 0.01, 1e-8
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd, eps=eps)
+    for _ in range(12):
+        optimizer.zero_grad()
+        tokens = torch.randint(0, 300, (4, 16))  # most embedding rows never see a data gradient
+        model(tokens).pow(2).mean().backward()
+        optimizer.step()
+    stats = weight_stats(model, optimizer)
+    checked = 0
+    for name, param in model.named_parameters():
+        state = optimizer.state[param]
+        term = lr * wd / ((state["exp_avg_sq"] / (1 - 0.999 ** float(state["step"]))).sqrt() + eps)
+        error = _rank_error(term, stats[f"effective_decay/{name}"])
+        # Small tensors are read whole: the median is exact (one element of float rounding).
+        assert error <= (BOUND if param.numel() > SAMPLE_SIZE else 1 / param.numel() + 1e-9), name
+        checked += param.numel() > SAMPLE_SIZE
+    assert checked == 5  # embedding, attention in/out projections, two feed-forward weights
