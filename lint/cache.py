@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterator, List, Mapping, Optional, Tuple
 
 from wd_guard import __version__
-from wd_guard.lint.diagnostic import Diagnostic
+from wd_guard.lint.diagnostic import Diagnostic, Edit, Fix
 from wd_guard.lint.isolate import SYNTAX, TOO_DEEP, Job, Outcome, Problem
 from wd_guard.lint.prefilter import Vocabulary, vocabulary
 
@@ -179,25 +179,47 @@ def _outcome(entry: Dict[str, Any], path: str) -> Outcome:
 
 
 def _diagnostic(item: Any, path: str) -> Diagnostic:
-    code, message, line, column, end_line, end_column = item
+    code, message, line, column, end_line, end_column, fix = item
     numbers = [_number(value) for value in (line, column, end_line, end_column)]
     if any(value is None for value in numbers):
         raise ValueError("a position is missing")
-    return Diagnostic(_text(code), _text(message), *numbers, path)  # type: ignore[arg-type]
+    return Diagnostic(_text(code), _text(message), *numbers, path, _fix(fix))  # type: ignore[arg-type]
+
+
+def _fix(item: Any) -> Optional[Fix]:
+    if item is None:
+        return None
+    title, unsafe, edits = item
+    if not isinstance(unsafe, bool):
+        raise TypeError("expected true or false")
+    return Fix(_text(title), tuple(Edit(_offset(start), _offset(end), _text(content)) for start, end, content in edits), unsafe)
 
 
 def _entry(outcome: Outcome) -> Dict[str, Any]:
     if outcome.problem is not None:
         problem = outcome.problem
         return {"problem": [problem.kind, problem.reason, problem.line, problem.column]}
-    rows = [[d.code, d.message, d.line, d.column, d.end_line, d.end_column] for d in outcome.diagnostics]
+    rows = [[d.code, d.message, d.line, d.column, d.end_line, d.end_column, _fix_row(d.fix)] for d in outcome.diagnostics]
     return {"diagnostics": rows}
+
+
+def _fix_row(fix: Optional[Fix]) -> Optional[List[Any]]:
+    if fix is None:
+        return None
+    return [fix.title, fix.unsafe, [[edit.start, edit.end, edit.content] for edit in fix.edits]]
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected text, got {type(value).__name__}")
     return value
+
+
+def _offset(value: Any) -> int:
+    number = _number(value)
+    if number is None:
+        raise TypeError("expected an offset")
+    return number
 
 
 def _number(value: Any) -> Optional[int]:

@@ -51,7 +51,7 @@ FEATURES = {
 
 
 def lint(capsys, *argv):
-    code = main(["--isolated", *argv])
+    code = main(["--isolated", "--no-cache", *argv])  # some tests make the engine fail on purpose
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from wd_guard.lint import cache as cache_module
 from wd_guard.lint import engine
 from wd_guard.lint.cache import DEFAULT_DIR, ENV_VAR, Cache, cache_dir, fingerprint
 from wd_guard.lint.cli import main
-from wd_guard.lint.diagnostic import Diagnostic
+from wd_guard.lint.diagnostic import Diagnostic, Edit, Fix
 from wd_guard.lint.isolate import SYNTAX, TIMEOUT, Job, Outcome, Problem
 
 TRAIN = "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-2)\n"
@@ -136,10 +137,12 @@ def test_the_linter_version_is_part_of_the_folder(tmp_path, monkeypatch):
 
 def test_round_trip_keeps_every_field(tmp_path):
     store = Cache.open(tmp_path)
-    found = (Diagnostic("WD101", "Adam couples décay", 2, 7, 3, 1, "a.py"), Diagnostic("WD210", "m", 2, 24, 2, 42, "a.py"))
+    fix = Fix("Use AdamW", (Edit(19, 23, "AdamW"), Edit(60, 60, ", décay")), unsafe=True)
+    found = (Diagnostic("WD101", "Adam couples décay", 2, 7, 3, 1, "a.py", fix), Diagnostic("WD210", "m", 2, 24, 2, 42, "a.py"))
     store.put(Job("a.py", TRAIN, CODES), Outcome(diagnostics=found))
     again = Cache.open(tmp_path).get(Job("b/c.py", TRAIN, CODES))
-    assert again == Outcome(diagnostics=tuple(Diagnostic(*[getattr(d, f) for f in ("code", "message", "line", "column", "end_line", "end_column")], "b/c.py") for d in found))
+    assert again == Outcome(diagnostics=tuple(replace(d, path="b/c.py") for d in found))
+    assert [d.fix for d in again.diagnostics] == [fix, None]  # fixes do not take part in ==
 
 
 def test_syntax_errors_are_kept_and_timeouts_are_not(tmp_path):
@@ -177,10 +180,12 @@ def test_a_corrupt_entry_is_a_miss_and_is_replaced(project, capsys, content):
 @pytest.mark.parametrize(
     "entry",
     [
-        {"diagnostics": [["WD101", "m", 2, 7, 2]]},
-        {"diagnostics": [["WD101", "m", "2", 7, 2, 9]]},
-        {"diagnostics": [["WD101", None, 2, 7, 2, 9]]},
-        {"diagnostics": [["WD101", "m", -1, 7, 2, 9]]},
+        {"diagnostics": [["WD101", "m", 2, 7, 2, 9]]},
+        {"diagnostics": [["WD101", "m", "2", 7, 2, 9, None]]},
+        {"diagnostics": [["WD101", None, 2, 7, 2, 9, None]]},
+        {"diagnostics": [["WD101", "m", -1, 7, 2, 9, None]]},
+        {"diagnostics": [["WD101", "m", 2, 7, 2, 9, ["title", "yes", []]]]},
+        {"diagnostics": [["WD101", "m", 2, 7, 2, 9, ["title", True, [[1, "2", "x"]]]]]},
         {"problem": ["syntax-error", "r", 1]},
         {"problem": [1, "r", 1, 1]},
         {"other": 1},

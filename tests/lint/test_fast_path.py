@@ -66,7 +66,7 @@ def full_analysis(paths: List[Path]) -> Found:
 
 
 def astuple(diagnostic) -> Tuple:
-    return (diagnostic.code, diagnostic.line, diagnostic.column, diagnostic.end_line, diagnostic.end_column, diagnostic.message)
+    return (diagnostic.code, diagnostic.line, diagnostic.column, diagnostic.end_line, diagnostic.end_column, diagnostic.message, diagnostic.fix)
 
 
 def fast_path(paths: List[Path], **options) -> Tuple[Found, int]:

@@ -50,13 +50,13 @@ def fast_path(path: Path, codes: FrozenSet[str], cache: Path, processes: int = 0
     options = Options(codes=codes, root=path.parent, processes=processes, cache_dir=cache)
     report = lint_files([str(path)], options)
     assert report.problems == []
-    return [(d.code, d.line, d.column, d.end_line, d.end_column, d.message) for d in report.diagnostics]
+    return [(d.code, d.line, d.column, d.end_line, d.end_column, d.message, d.fix) for d in report.diagnostics]
 
 
 def full_analysis(path: Path, codes: FrozenSet[str]) -> List[tuple]:
     text = decode_source(str(path), path.read_bytes())
     found = apply_noqa(lint_source(text, str(path), select=codes), text)
-    return [(d.code, d.line, d.column, d.end_line, d.end_column, d.message) for d in found]
+    return [(d.code, d.line, d.column, d.end_line, d.end_column, d.message, d.fix) for d in found]
 
 
 @pytest.mark.parametrize("case", INVALID, ids=ids)
