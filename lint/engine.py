@@ -20,7 +20,7 @@ from .diagnostic import Diagnostic, Fix
 from .edits import LineIndex, plan_nodes, realise
 from .collect import build_context
 from .positions import Span, node_layout
-from .prefilter import might_matter
+from .prefilter import Checked, might_matter
 from .rules import rules_for
 from .rules.base import FileContext, FixPlan, LintRule, Report
 
@@ -62,7 +62,8 @@ def parse(source: Union[str, bytes]) -> cst.Module:
     and such a file must be reported, not crash the process.
     """
     try:
-        ast.parse(source)
+        if not isinstance(source, Checked):  # the pre-filter's second stage has run it
+            ast.parse(source)
     except (RecursionError, MemoryError) as exc:
         raise _syntax_error(f"too deeply nested to analyse ({type(exc).__name__})", exc) from None
     except SyntaxError as exc:

@@ -70,9 +70,10 @@ class Outcome:
 
 def analyse(job: Job) -> Outcome:
     """Run the engine on one source; every failure becomes a Problem, nothing is raised."""
-    from wd_guard.lint.prefilter import code_might_matter
+    from wd_guard.lint.prefilter import screen
 
-    if not code_might_matter(job.text, select=job.codes, table=job.vocabulary):
+    text = screen(job.text, select=job.codes, table=job.vocabulary)
+    if text is None:
         return Outcome()  # the rules' words are only in comments or docstrings: no parse
     import libcst
 
@@ -83,7 +84,7 @@ def analyse(job: Job) -> Outcome:
             # Compiling user code warns about its escapes and literals: not wd-lint's business.
             warnings.simplefilter("ignore", SyntaxWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            diagnostics = engine.lint_source(job.text, job.path, select=job.codes)
+            diagnostics = engine.lint_source(text, job.path, select=job.codes)
     except libcst.ParserSyntaxError as exc:
         return Outcome(problem=syntax_problem(job.path, exc, job.text))
     except RecursionError:

@@ -21,7 +21,7 @@ import re
 import warnings
 from typing import Collection, Dict, Iterable, List, Optional, Tuple, Union
 
-__all__ = ["Vocabulary", "code_might_matter", "code_words", "might_matter", "vocabulary"]
+__all__ = ["Checked", "Vocabulary", "code_might_matter", "code_words", "might_matter", "screen", "vocabulary"]
 
 # What a rule needs in a text: every group must be matched by one of its words.
 Groups = Tuple[Tuple[bytes, ...], ...]
@@ -84,22 +84,36 @@ def _unreadable_encoding(data: bytes) -> bool:
     return bool(match) and not _ASCII_SUPERSETS.match(match.group(1).decode("ascii", "replace"))
 
 
-def code_might_matter(text: str, *, select: Optional[Collection[str]] = None, table: Optional[Vocabulary] = None) -> bool:
-    """Whether any selected rule could fire on ``text`` once comments and docstrings are set
-    aside; True whenever CPython's parser cannot read the text (the full analysis decides)."""
+class Checked(str):
+    """Text that CPython's parser has accepted: the engine need not run it again."""
+
+    __slots__ = ()
+
+
+def screen(text: str, *, select: Optional[Collection[str]] = None, table: Optional[Vocabulary] = None) -> Optional[str]:
+    """The second stage: None when no selected rule can fire on ``text`` (the words are only
+    in comments or docstrings), else the text to analyse, as :class:`Checked` when CPython's
+    parser read it. Whatever CPython cannot read goes on (the full analysis decides)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes and the like: not wd-lint's business
             tree = ast.parse(text)
     except Exception:  # noqa: BLE001 - SyntaxError, null bytes, nesting, memory: the full analysis decides
-        return True
+        return text
     names, strings = code_words(tree)
     if not names.isascii():
         # CPython normalises identifiers (NFKC) and libcst does not: only ASCII names are
         # certain to be the same for both.
-        return True
+        return Checked(text)
     raw = text.encode("utf-8", "surrogatepass")
-    return any(_matches_code(groups, names + _SEPARATOR + strings, raw) for groups in _groups(select, table))
+    words = names + _SEPARATOR + strings
+    return Checked(text) if any(_matches_code(groups, words, raw) for groups in _groups(select, table)) else None
+
+
+def code_might_matter(text: str, *, select: Optional[Collection[str]] = None, table: Optional[Vocabulary] = None) -> bool:
+    """Whether any selected rule could fire on ``text`` once comments and docstrings are set
+    aside; True whenever CPython's parser cannot read the text (the full analysis decides)."""
+    return screen(text, select=select, table=table) is not None
 
 
 def _matches_code(groups: Groups, words: bytes, raw: bytes) -> bool:

@@ -4,6 +4,7 @@ analysis reports them."""
 
 from __future__ import annotations
 
+import ast
 import codecs
 from pathlib import Path
 from typing import Callable, FrozenSet, List, Tuple
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wd_guard.lint import testing
+from wd_guard.lint import isolate, testing
 from wd_guard.lint.cache import Cache
 from wd_guard.lint.config import static_codes
 from wd_guard.lint.engine import lint_source
@@ -136,7 +137,7 @@ def test_words_only_in_comments_and_docstrings_stop_at_the_second_stage():
 def test_an_operator_word_is_looked_for_in_the_text():
     # WD401 needs an optimizer and a penalty word; ``**`` is an operator, not a name.
     source = "import torch\nloss = ce + 1e-4 * sum((p ** 2).sum() for p in model.parameters())\nopt = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-4)\n"
-    names, _ = code_words(__import__("ast").parse(source))
+    names, _ = code_words(ast.parse(source))
     assert b"**" not in names
     assert code_might_matter(source, select={"WD401"}, table=TABLE)
     assert [d.code for d in lint_source(source, select={"WD401"})] == ["WD401"]
@@ -160,7 +161,17 @@ def test_every_identifier_kind_is_a_code_word():
         "def make(params, *, lr): global G\nclass Net: pass\nf(weight_decay=1)\nx.parameters\n"
         "try: pass\nexcept E as err: pass\n"
     )
-    names, strings = code_words(__import__("ast").parse(source))
+    names, strings = code_words(ast.parse(source))
     for word in (b"Adam", b"A", b"torch.optim", b"torch.optim.lr_scheduler", b"make", b"params", b"lr", b"G", b"Net", b"weight_decay", b"parameters", b"err"):
         assert word in names.split(b"\0"), word
     assert strings == b""
+
+
+def test_an_analysed_file_goes_through_cpythons_parser_once(monkeypatch):
+    calls = []
+    real = ast.parse
+    monkeypatch.setattr(ast, "parse", lambda source, *args, **kwargs: calls.append(1) or real(source, *args, **kwargs))
+    source = "import torch\nopt = torch.optim.Adam(model.parameters(), weight_decay=1e-2)\n"
+    outcome = isolate.analyse(isolate.Job("t.py", source, ALL, TABLE))
+    assert [d.code for d in outcome.diagnostics] == ["WD101", "WD210"]
+    assert len(calls) == 1  # the second stage's parse doubles as the engine's guard
