@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -37,6 +38,7 @@ ENV_VAR = "WD_LINT_CACHE_DIR"
 _LASTING = frozenset({SYNTAX, TOO_DEEP})
 _KEEP_OTHERS = 4  # folders of other linter versions kept (two environments may alternate)
 _VOCABULARY = "vocabulary.json"
+_FOLDER = re.compile(r"[0-9a-f]{20}")  # a fingerprint: the folder of one linter version
 _TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# This folder is a cache made by wd-lint; see https://bford.info/cachedir/\n"
 
 
@@ -90,13 +92,14 @@ class Cache:
         """The cache in ``directory`` (created when missing), or None when it cannot be used."""
         directory = Path(directory)
         try:
-            _prepare(directory)
+            ours = _prepare(directory)
             folder = directory / fingerprint()
             folder.mkdir(exist_ok=True)
             os.utime(folder)  # marks it as in use, for pruning
         except OSError:
             return None
-        _prune(directory, keep=folder.name)
+        if ours:
+            _prune(directory, keep=folder.name)
         return cls(folder)
 
     # -- entries ----------------------------------------------------------------------------
@@ -228,8 +231,12 @@ def _number(value: Any) -> Optional[int]:
     raise TypeError(f"expected a line or column, got {value!r}")
 
 
-def _prepare(directory: Path) -> None:
-    """Create the cache folder with its ``.gitignore`` and ``CACHEDIR.TAG``."""
+def _prepare(directory: Path) -> bool:
+    """Create the cache folder with its ``.gitignore`` and ``CACHEDIR.TAG``; True when it is
+    ours. A folder that exists already is ours when it is empty or has the tag: a user's own
+    folder gets neither file and is never pruned."""
+    if directory.is_dir() and not (directory / "CACHEDIR.TAG").exists() and any(os.scandir(directory)):
+        return False
     directory.mkdir(parents=True, exist_ok=True)
     for name, content in ((".gitignore", "# Made by wd-lint.\n*\n"), ("CACHEDIR.TAG", _TAG)):
         path = directory / name
@@ -237,12 +244,14 @@ def _prepare(directory: Path) -> None:
             temporary = directory / f".{name}.{os.getpid()}.tmp"
             temporary.write_text(content, encoding="utf-8")
             os.replace(temporary, path)
+    return True
 
 
 def _prune(directory: Path, keep: str) -> None:
-    """Remove the folders of all but the few most recently used other linter versions."""
+    """Remove the folders of all but the few most recently used other linter versions (only
+    folders named like ours: nothing else in a shared folder is touched)."""
     try:
-        others = [entry for entry in os.scandir(directory) if entry.is_dir(follow_symlinks=False) and entry.name != keep]
+        others = [e for e in os.scandir(directory) if _FOLDER.fullmatch(e.name) and e.name != keep and e.is_dir(follow_symlinks=False)]
         if len(others) <= _KEEP_OTHERS:
             return
         others.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime, reverse=True)

@@ -249,15 +249,30 @@ def test_two_runs_sharing_a_cache_agree(project):
 
 
 def test_old_linter_folders_are_pruned(tmp_path):
+    Cache.open(tmp_path)  # an empty folder becomes a cache folder
     now = time.time()
-    for i in range(7):
-        old = tmp_path / f"old{i}"
+    names = [f"{i:020x}" for i in range(7)]
+    for age, name in enumerate(names, start=1):
+        old = tmp_path / name
         old.mkdir()
         (old / "entry").write_text("{}")
-        os.utime(old, (now - 1000 * (i + 1), now - 1000 * (i + 1)))
+        os.utime(old, (now - 1000 * age, now - 1000 * age))
+    (tmp_path / "notes").mkdir()  # not one of ours: never removed
+    os.utime(tmp_path / "notes", (now - 10**6, now - 10**6))
     store = Cache.open(tmp_path)
     kept = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
-    assert kept == sorted(["old0", "old1", "old2", "old3", store.folder.name])
+    assert kept == sorted([*names[:4], "notes", store.folder.name])
+
+
+def test_a_folder_of_the_users_is_not_taken_over(tmp_path):
+    mine = tmp_path / "mine"
+    for i in range(8):
+        (mine / f"{i:020x}").mkdir(parents=True)
+    (mine / "README").write_text("my files\n")
+    store = Cache.open(mine)
+    assert store is not None and store.get(Job("a.py", TRAIN, CODES)) is None
+    assert not (mine / ".gitignore").exists() and not (mine / "CACHEDIR.TAG").exists()
+    assert len([p for p in mine.iterdir() if p.is_dir()]) == 9  # nothing pruned in it either
 
 
 def test_a_warm_run_without_work_does_not_import_libcst(project):
