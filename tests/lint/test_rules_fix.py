@@ -6,7 +6,6 @@ import os
 import stat
 from pathlib import Path
 
-import libcst as cst
 import pytest
 
 from wd_guard.lint.engine import lint_source, parse
