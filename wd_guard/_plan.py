@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from wd_guard import _decay
-from wd_guard._norms import SAMPLE_SIZE, Groups, all_reduce_rows, gather_columns, sample_view, squared_norms
+from wd_guard._norms import SAMPLE_SIZE, Groups, Piece, all_reduce_rows, dense_flat, gather_columns, is_dense, sample_index, squared_norms
 from wd_guard._sources import collect_sources
 from wd_guard.optimizers import fact_for_class
 
@@ -49,6 +49,7 @@ class _Rows:
     index: Tensor
     sharded: Dict[Groups, Tensor]
     local: Optional[Tensor]
+    lookups: List[Tuple[Any, Tensor]]  # (optimizer, parameter) of each row; state is read live
 
 
 class StatsPlan:
@@ -89,8 +90,7 @@ class StatsPlan:
         self._reduce = self._reduce_rows()
         self.collective = bool(self._reduce)
         self._layout_key: Optional[tuple] = None
-        self._pieces: Dict[tuple, Tuple[list, List[Tensor]]] = {}
-        self._nan: Optional[Tensor] = None
+        self._gathers: Dict[Tuple[str, str], _Gather] = {}
 
     # ----------------------------------------------------------------- setup
 
@@ -192,6 +192,7 @@ class StatsPlan:
             self._index(params),
             {g: self._index(r) for g, r in sharded.items()},
             self._index(local) if sharded else None,
+            [(self.optimizers[i], self.sources[k].tensor) for k, (i, _) in zip(params, groups)],
         )
 
     # ------------------------------------------------------------- compute
@@ -229,7 +230,7 @@ class StatsPlan:
         group_dicts = [self.optimizers[i].param_groups[j] for i, j in rows.groups]
         columns = _decay.group_columns(family, group_dicts, self.device, dtype)
         cols = {k: v.index_select(0, rows.row_group_index) for k, v in columns.items()}
-        states = [self.optimizers[i].state.get(self.sources[k].tensor) for k, (i, _) in zip(rows.params, rows.row_keys)]
+        states = [optimizer.state.get(tensor) for optimizer, tensor in rows.lookups]
         row_groups = [group_dicts[g] for g in rows.row_group] if family.state_cols else []
         cols.update(self._reduced_state_cols(rows, _decay.state_columns(family, list(zip(row_groups, states)), self.device, dtype)))
         if family.states:
@@ -249,27 +250,13 @@ class StatsPlan:
         return cols
 
     def _samples(self, rows: _Rows, states: List[Optional[Dict[str, Any]]], key: str) -> Tensor:
-        """``[rows, SAMPLE_SIZE]`` samples of state ``key``, NaN-padded; views reused while valid."""
+        """``[rows, SAMPLE_SIZE]`` samples of state ``key``, NaN-padded, gathered into one buffer."""
         tensors = [state.get(key) if state else None for state in states]
-        cached = self._pieces.get((rows.family.name, key))
-        if cached is None or len(cached[0]) != len(tensors) or any(a is not b for a, b in zip(cached[0], tensors)):
-            cached = (tensors, self._sample_pieces(rows, tensors))
-            self._pieces[(rows.family.name, key)] = cached
-        return torch.cat(cached[1]).view(len(tensors), SAMPLE_SIZE)
-
-    def _sample_pieces(self, rows: _Rows, tensors: List[Optional[Tensor]]) -> List[Tensor]:
-        nan = self._nan_pad()
-        pieces: List[Tensor] = []
-        for k, tensor in zip(rows.params, tensors):
-            view = nan[:0] if tensor is None else sample_view(self.sources[k].piece.local(tensor))
-            pieces.append(view if view.device == self.device else view.to(self.device))
-            pieces.append(nan[: SAMPLE_SIZE - view.numel()])
-        return pieces
-
-    def _nan_pad(self) -> Tensor:
-        if self._nan is None:
-            self._nan = torch.full((SAMPLE_SIZE,), float("nan"), device=self.device)
-        return self._nan
+        gather = self._gathers.get((rows.family.name, key))
+        if gather is None or len(gather.tensors) != len(tensors) or any(a is not b for a, b in zip(gather.tensors, tensors)):
+            gather = _Gather(tensors, [self.sources[k].piece for k in rows.params], self.device)
+            self._gathers[(rows.family.name, key)] = gather
+        return gather.run()
 
     def _medians(self, rows: _Rows, x: Tensor) -> Tensor:
         if not rows.sharded:
@@ -281,6 +268,39 @@ class StatsPlan:
             gathered = gather_columns(x.index_select(0, index), groups)
             out.index_copy_(0, index, torch.nanmedian(gathered, dim=1).values)
         return out
+
+
+class _Gather:
+    """Copies the fixed sample of each row's state tensor into row ``i`` of a NaN-padded buffer.
+
+    Built when the state tensors change identity (first steps, a restored checkpoint); the
+    flat views and index tensors are reused as long as the optimizer updates them in place.
+    """
+
+    def __init__(self, tensors: List[Optional[Tensor]], pieces: List[Piece], device: torch.device) -> None:
+        self.tensors = tensors
+        self.buffer = torch.full((len(tensors), SAMPLE_SIZE), float("nan"), device=device)
+        self.rows = []
+        for row, (tensor, piece) in enumerate(zip(tensors, pieces)):
+            if tensor is None:
+                continue  # no state yet: the row stays NaN and yields no value
+            local = piece.local(tensor)
+            index = sample_index(local)
+            # A view stays live; a layout that dense_flat must copy is flattened on every run.
+            flat = dense_flat(local) if local.is_contiguous() or is_dense(local) else None
+            count = local.numel() if index is None else index.numel()
+            self.rows.append((local, flat, index, self.buffer[row, :count]))
+
+    def run(self) -> Tensor:
+        for local, flat, index, out in self.rows:
+            flat = dense_flat(local) if flat is None else flat
+            if index is None:
+                out.copy_(flat)
+            elif flat.dtype == out.dtype and flat.device == out.device:
+                torch.index_select(flat, 0, index, out=out)
+            else:
+                out.copy_(flat.index_select(0, index))
+        return self.buffer
 
 
 def _scalar_dtype(device: torch.device) -> torch.dtype:
