@@ -1,17 +1,194 @@
-"""The ``wd-lint`` command line."""
+"""The ``wd-lint`` command line.
+
+``wd-lint [PATH ...]`` lints files and folders (the current folder by default) and exits with
+0 when nothing was found, 1 when something was, and 2 on a usage error or when a file could not
+be read or parsed (reported with its path; every other file is still linted).
+``wd-lint --explain CODE`` and ``wd-lint rule CODE`` print a rule's explanation;
+``wd-lint rule`` lists the rules.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+import io
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence, TextIO, Tuple
+
+from wd_guard import __version__
+from wd_guard.catalogue import RULES, get_rule
+from wd_guard.lint import output
+from wd_guard.lint.config import Config, ConfigError, Layer, check_patterns, check_selectors, load_config
+from wd_guard.lint.config import parse_size, parse_timeout, resolve_codes
+from wd_guard.lint.isolate import default_processes
+from wd_guard.lint.runner import Options, Report, lint_paths
+
+USAGE_ERROR = 2
+
+
+class _UsageError(Exception):
+    """A bad command line; the message is shown after the usage line, if any."""
+
+    def __init__(self, message: str, usage: str = "") -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(message, self.format_usage())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wd-lint", description="Find weight-decay mistakes in PyTorch code.")
-    parser.add_argument("paths", nargs="*", help="files or directories (default: the current directory)")
+    """The argument parser of ``wd-lint``."""
+    parser = _Parser(prog="wd-lint", description="Find weight-decay mistakes in PyTorch code.")
+    add = parser.add_argument
+    add("paths", nargs="*", metavar="PATH", help="files or folders to lint (default: the current folder)")
+    add("--format", "--output-format", dest="format", choices=output.FORMATS, default="text", help="output format")
+    add("--select", action="append", metavar="CODES", help="codes, prefixes (WD2) or ALL to check, replacing the defaults")
+    add("--extend-select", action="append", default=[], metavar="CODES", help="codes to check in addition")
+    add("--ignore", action="append", default=[], metavar="CODES", help="codes not to check")
+    add("--exclude", action="append", default=[], metavar="PATTERNS", help="glob patterns of paths to skip, added to the config's")
+    add("--statistics", action="store_true", help="print how often each code was found instead of each finding")
+    add("--explain", metavar="CODE", help="print the explanation of a rule and exit")
+    add("--config", metavar="FILE", help="read [tool.wd-lint] from this pyproject.toml")
+    add("--isolated", action="store_true", help="ignore every configuration file")
+    add("--max-file-size", metavar="SIZE", help="skip (and report) larger files, e.g. 5MB")
+    add("--timeout", metavar="SECONDS", type=float, help="skip (and report) a file whose analysis takes longer")
+    add("--jobs", "-j", metavar="N", type=int, help="worker processes (default: one per CPU; 0: no workers)")
+    add("--version", action="version", version=f"wd-lint {__version__}")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    build_parser().print_help()
+    """Run ``wd-lint`` with ``argv`` (default: the process arguments) and return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args[:1] == ["rule"]:
+            return _rule_command(args[1:])
+        return _lint_command(build_parser().parse_args(args))
+    except (_UsageError, ConfigError) as exc:
+        _write(sys.stderr, f"{getattr(exc, 'usage', '')}wd-lint: error: {output.printable(str(exc))}\n")
+        return USAGE_ERROR
+    except BrokenPipeError:  # `wd-lint | head`: the reader left, nothing more to say
+        _silence_stdout()
+        return USAGE_ERROR
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+
+
+def _rule_command(args: List[str]) -> int:
+    if len(args) > 1:
+        raise _UsageError("usage: wd-lint rule [CODE]")
+    if not args:
+        for rule in RULES:
+            state = "on" if rule.static and rule.static_default else ("opt-in" if rule.static else "runtime only")
+            _write(sys.stdout, f"{rule.code}  {rule.name:<26} {rule.severity:<8} {state}\n")
+        return 0
+    return _explain(args[0])
+
+
+def _explain(code: str) -> int:
+    try:
+        rule = get_rule(code)
+    except KeyError as exc:
+        raise _UsageError(exc.args[0]) from None
+    _write(sys.stdout, rule.explain())
     return 0
+
+
+def _lint_command(args: argparse.Namespace) -> int:
+    if args.explain:
+        return _explain(args.explain)
+    if args.statistics and args.format not in ("text", "json"):
+        raise _UsageError("--statistics works with --format text or json")
+    config = _config(args)
+    report = lint_paths(args.paths, _options(args, config))
+    _print(report, args)
+    return report.exit_code
+
+
+def _config(args: argparse.Namespace) -> Config:
+    if args.isolated:
+        if args.config:
+            raise _UsageError("--config and --isolated exclude each other")
+        return Config(root=Path.cwd().resolve())
+    return load_config(Path(args.config) if args.config else None)
+
+
+def _options(args: argparse.Namespace, config: Config) -> Options:
+    cli = Layer(
+        select=_selectors(args.select, "--select") if args.select is not None else None,
+        extend_select=_selectors(args.extend_select, "--extend-select"),
+        ignore=_selectors(args.ignore, "--ignore"),
+    )
+    jobs = default_processes() if args.jobs is None else args.jobs
+    if jobs < 0:
+        raise _UsageError(f"--jobs: expected 0 or more, got {jobs}")
+    return Options(
+        codes=resolve_codes([config.layer, cli]),
+        per_file_ignores=config.per_file_ignores,
+        exclude=config.exclude + check_patterns(_split(args.exclude), "--exclude"),
+        root=config.root,
+        max_file_size=parse_size(args.max_file_size, "--max-file-size") if args.max_file_size else config.max_file_size,
+        timeout=parse_timeout(args.timeout, "--timeout") if args.timeout is not None else config.timeout,
+        processes=jobs,
+    )
+
+
+def _selectors(values: Sequence[str], option: str) -> Tuple[str, ...]:
+    return check_selectors(_split(values), option)
+
+
+def _split(values: Sequence[str]) -> List[str]:
+    """Comma-separated values from repeated options, empty items dropped."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def _print(report: Report, args: argparse.Namespace) -> None:
+    if args.statistics:
+        _write(sys.stdout, output.format_statistics(report.diagnostics, args.format))
+        _write(sys.stderr, output.format_problems(report.problems))
+    else:
+        for stream, text in _rendered(report, args.format):
+            _write(stream, text)
+    if args.format == "text":
+        _write(sys.stderr, _summary(report))
+
+
+def _rendered(report: Report, fmt: str) -> List[Tuple[TextIO, str]]:
+    out, err = io.StringIO(), io.StringIO()
+    output.write_report(report.diagnostics, report.problems, fmt, out, err)
+    return [(sys.stdout, out.getvalue()), (sys.stderr, err.getvalue())]
+
+
+def _summary(report: Report) -> str:
+    files = f"{report.files} file" + ("" if report.files == 1 else "s")
+    found = len(report.diagnostics)
+    text = f"Found {found} finding{'' if found == 1 else 's'} in {files}" if found else f"No findings in {files}"
+    if report.suppressed:
+        text += f" ({report.suppressed} silenced by noqa)"
+    text += "."
+    if report.problems:
+        text += f" {len(report.problems)} could not be linted (exit status 2)."
+    return text + "\n"
+
+
+def _write(stream: TextIO, text: str) -> None:
+    if not text:
+        return
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+    stream.flush()
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass

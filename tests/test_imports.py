@@ -51,4 +51,4 @@ def test_lazy_names_resolve():
         """
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["wd_guard.callback", "wd_guard.audit", "wd_guard.groups", "wd_guard.stats"]
+    assert result.stdout.split() == ["wd_guard.callback", "wd_guard.auditing", "wd_guard.groups", "wd_guard.stats"]

@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 # Public name -> module that defines it; imported on first attribute access.
 _LAZY: Dict[str, str] = {
     "WeightDecayGuard": "wd_guard.callback",
-    "audit": "wd_guard.audit",
+    "audit": "wd_guard.auditing",
     "param_groups": "wd_guard.groups",
     "weight_stats": "wd_guard.stats",
 }
@@ -34,7 +34,7 @@ _LAZY: Dict[str, str] = {
 _EXTRA_HINT = "pip install 'wd-guard[lightning]'"
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from wd_guard.audit import audit
+    from wd_guard.auditing import audit
     from wd_guard.callback import WeightDecayGuard
     from wd_guard.groups import param_groups
     from wd_guard.stats import weight_stats

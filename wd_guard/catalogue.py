@@ -126,7 +126,7 @@ optimizer = torch.optim.NAdam(params, lr=1e-3, weight_decay=1e-2, decoupled_weig
         name="decayed-bias",
         severity="warning",
         where="runtime",
-        message="{count} bias parameters are decayed",
+        message="bias parameters are decayed",
         fix="Put biases in a parameter group with weight_decay=0 (wd_guard.param_groups does it)",
         explanation="""
 ## What it does
@@ -153,7 +153,7 @@ optimizer = torch.optim.AdamW(wd_guard.param_groups(model, weight_decay=0.05))
         name="decayed-norm",
         severity="warning",
         where="runtime",
-        message="{count} normalisation parameters are decayed",
+        message="normalisation parameters are decayed",
         fix="Put normalisation scales and shifts in a parameter group with weight_decay=0",
         explanation="""
 ## What it does
@@ -181,7 +181,7 @@ optimizer = torch.optim.AdamW(wd_guard.param_groups(model, weight_decay=0.05))
         name="decayed-embedding",
         severity="warning",
         where="runtime",
-        message="{count} embedding or declared no-decay parameters are decayed",
+        message="embedding tables or parameters the model declares no-decay are decayed",
         fix="Exclude embedding tables and the names the model declares no-decay from decay",
         explanation="""
 ## What it does
@@ -211,7 +211,7 @@ optimizer = torch.optim.AdamW(wd_guard.param_groups(model, weight_decay=0.1))
         severity="info",
         where="both",
         static_default=False,
-        message="{count} decayed weights feed straight into BatchNorm, where decay only raises the effective learning rate",
+        message="decayed weights feed straight into BatchNorm, where decay only raises the effective learning rate",
         fix="Tune weight decay and learning rate together for these layers, or exclude them from decay",
         explanation="""
 ## What it does
@@ -244,7 +244,7 @@ optimizer = torch.optim.SGD(groups, lr=0.1)
         name="untrained-parameter",
         severity="error",
         where="runtime",
-        message="{count} trainable parameters are in no optimizer group and will never be updated",
+        message="trainable parameters are in no optimizer group and will never be updated",
         fix="Make every trainable parameter appear in exactly one group, or set requires_grad=False",
         explanation="""
 ## What it does

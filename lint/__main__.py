@@ -1,0 +1,5 @@
+"""``python -m wd_guard.lint``: the same as the ``wd-lint`` command."""
+
+from wd_guard.lint.cli import main
+
+raise SystemExit(main())

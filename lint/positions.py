@@ -1,0 +1,102 @@
+"""Where nodes are in the source, computed only for the nodes that are reported.
+
+libcst's ``PositionProvider`` records a range for every node of a file, which costs more
+than parsing it. Reports are rare, so the engine asks for the few nodes it reports on: one
+code generation pass counts lines and columns and records only those. The ranges are the
+ones ``PositionProvider`` gives (syntactic, whitespace excluded; 1-based lines, 0-based
+columns, exclusive end).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, Iterable, Optional, Set, Tuple
+
+import libcst as cst
+from libcst._nodes.internal import CodegenState
+
+Position = Tuple[int, int]
+Span = Tuple[Position, Position]
+
+_NEWLINE = re.compile(r"\r\n?|\n")
+
+
+class _Recorder:
+    """Context manager that records a wanted node's syntactic range."""
+
+    __slots__ = ("state", "node", "start_node", "end_node", "start")
+
+    def __init__(self, state: "_SpanState", node: cst.CSTNode, start_node: Optional[cst.CSTNode], end_node: Optional[cst.CSTNode]) -> None:
+        self.state, self.node, self.start_node, self.end_node = state, node, start_node, end_node
+        # Ranges hoisted from children need those children's ranges too.
+        for child in (start_node, end_node):
+            if child is not None:
+                state.wanted.add(child)
+
+    def __enter__(self) -> None:
+        self.start = (self.state.line, self.state.column)
+
+    def __exit__(self, *exc: object) -> None:
+        spans = self.state.spans
+        start = spans[self.start_node][0] if self.start_node is not None else self.start
+        end = spans[self.end_node][1] if self.end_node is not None else (self.state.line, self.state.column)
+        spans[self.node] = (start, end)
+
+
+class _Ignore:
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_IGNORE = _Ignore()
+
+
+class _SpanState(CodegenState):
+    """Code generation that only counts characters and records the wanted nodes."""
+
+    def __init__(self, module: cst.Module, wanted: Set[cst.CSTNode]) -> None:
+        super().__init__(default_indent=module.default_indent, default_newline=module.default_newline)
+        self.wanted = wanted
+        self.spans: Dict[cst.CSTNode, Span] = {}
+        self.starts: Dict[cst.CSTNode, Position] = {}
+        self.line = 1
+        self.column = 0
+
+    def add_indent_tokens(self) -> None:
+        for token in self.indent_tokens:
+            self.add_token(token)
+
+    def add_token(self, value: str) -> None:
+        if "\n" in value or "\r" in value:
+            pieces = _NEWLINE.split(value)
+            self.line += len(pieces) - 1
+            self.column = len(pieces[-1])
+        else:
+            self.column += len(value)
+
+    def before_codegen(self, node: cst.CSTNode) -> None:
+        if node in self.wanted:
+            self.starts[node] = (self.line, self.column)
+
+    def after_codegen(self, node: cst.CSTNode) -> None:
+        if node in self.wanted:
+            start = self.starts.pop(node, None)
+            if start is not None:
+                self.spans.setdefault(node, (start, (self.line, self.column)))
+
+    def record_syntactic_position(self, node: cst.CSTNode, *, start_node: Optional[cst.CSTNode] = None, end_node: Optional[cst.CSTNode] = None):  # type: ignore[override]
+        if node in self.wanted:
+            return _Recorder(self, node, start_node, end_node)
+        return _IGNORE
+
+
+def node_spans(module: cst.Module, nodes: Iterable[cst.CSTNode]) -> Dict[cst.CSTNode, Span]:
+    """The range of each of ``nodes`` (which must belong to ``module``'s tree)."""
+    state = _SpanState(module, set(nodes))
+    module._codegen(state)
+    return state.spans

@@ -1,0 +1,126 @@
+"""What every static rule is made of: its catalogue code, its vocabulary and its examples.
+
+A rule reads one parsed file through a :class:`FileContext` (the nodes it asked for, the
+file's name table, analyses shared with other rules) and yields :class:`Report` objects; the
+engine turns them into located :class:`~wd_guard.lint.diagnostic.Diagnostic` objects with the
+catalogue's message. ``VALID`` and ``INVALID`` snippets document the rule and are run as tests.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
+
+import libcst as cst
+
+from wd_guard.catalogue import Rule, get_rule
+from ..names import NameTable
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A snippet the rule must report exactly once.
+
+    ``line`` is the 1-based line of the report when it matters; ``fixed`` is the source the
+    rule's fix must produce, or None when the rule offers no fix for this snippet.
+    """
+
+    code: str
+    line: Optional[int] = None
+    fixed: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace ``source[start:end]`` (character offsets into the file's text) by ``content``."""
+
+    start: int
+    end: int
+    content: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A rewrite offered with a diagnostic; ``unsafe`` fixes change what the code does."""
+
+    title: str
+    edits: Tuple[Edit, ...]
+    unsafe: bool = True
+
+
+@dataclass(frozen=True)
+class Report:
+    """A rule's finding before the engine locates it: the node, the message's values and a
+    builder for the fix (called only when fixes are wanted)."""
+
+    node: cst.CSTNode
+    values: Mapping[str, object] = field(default_factory=dict)
+    fix: Optional[Callable[["FileContext"], Optional[Fix]]] = None
+
+
+class FileContext:
+    """One parsed file as the rules see it."""
+
+    def __init__(self, module: cst.Module, path: str, names: NameTable, nodes: Dict[type, List[cst.CSTNode]]) -> None:
+        self.module = module
+        self.path = path
+        self.names = names
+        self._nodes = nodes
+        self._shared: Dict[Callable[..., Any], Any] = {}
+
+    def nodes(self, node_type: Type[cst.CSTNode]) -> Sequence[cst.CSTNode]:
+        """Every node of ``node_type`` in the file, in source order (the type must be one a
+        rule listed in ``NODES``)."""
+        return self._nodes.get(node_type, ())
+
+    def code(self, node: cst.CSTNode) -> str:
+        """The source text of ``node``."""
+        return self.module.code_for_node(node)
+
+    def shared(self, analysis: Callable[["FileContext"], T]) -> T:
+        """``analysis(self)``, computed once per file however many rules ask for it."""
+        if analysis not in self._shared:
+            self._shared[analysis] = analysis(self)
+        return self._shared[analysis]
+
+
+class LintRule(abc.ABC):
+    """Base of every static rule.
+
+    ``NODES`` names the node types the rule reads (collected in the engine's single walk);
+    ``VOCABULARY`` is what the raw bytes of a file must contain for the rule to possibly fire:
+    every group must be matched by one of its words.
+    """
+
+    CODE: ClassVar[str]
+    NODES: ClassVar[Tuple[Type[cst.CSTNode], ...]] = ()
+    VOCABULARY: ClassVar[Tuple[Tuple[bytes, ...], ...]] = ()
+    VALID: ClassVar[Tuple[str, ...]] = ()
+    INVALID: ClassVar[Tuple[Invalid, ...]] = ()
+
+    def __init__(self, ctx: FileContext) -> None:
+        self.ctx = ctx
+
+    @classmethod
+    def entry(cls) -> Rule:
+        """The rule's catalogue entry."""
+        return get_rule(cls.CODE)
+
+    @classmethod
+    def might_fire(cls, source: bytes) -> bool:
+        """Whether ``source`` contains this rule's vocabulary."""
+        return all(any(word in source for word in group) for group in cls.VOCABULARY)
+
+    @abc.abstractmethod
+    def check(self) -> Iterator[Report]:
+        """Yield a report for each finding in ``self.ctx``."""
+
+
+def words(*names: str) -> Tuple[bytes, ...]:
+    """A vocabulary group: the words, minus those that contain another word of the group
+    (a text holding ``AdamW`` holds ``Adam``), in a stable order."""
+    unique = list(dict.fromkeys(name.encode() for name in names))
+    return tuple(word for word in unique if not any(other != word and other in word for other in unique))

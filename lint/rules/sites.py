@@ -1,0 +1,280 @@
+"""Optimizer constructions in one file, read the way the optimizer itself would read them.
+
+A *site* is a call that builds a known optimizer: ``torch.optim.Adam(...)`` under any import
+style, ``functools.partial(torch.optim.Adam, ...)``, or a later call of such a partial. Its
+arguments are bound to names with the facts in :mod:`wd_guard.optimizers` (positional order,
+defaults, the flag that decouples decay) and inline param-group dicts are read as groups.
+Whatever the code hides (``**kwargs``, ``*args``, groups built elsewhere) makes the affected
+options unknown, and the rules stay silent about unknown options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import libcst as cst
+
+from wd_guard.optimizers import OPTIMIZERS, DecayKind, OptimizerFact, lookup
+
+from ..names import Names, string_value
+from .base import FileContext
+
+PARTIAL = "functools.partial"
+PARAMS = "params"
+WEIGHT_DECAY = "weight_decay"
+LR = "lr"
+
+
+def class_names(*kinds: DecayKind, adaptive: Optional[bool] = None) -> Tuple[str, ...]:
+    """Class names (as written in code) of the known optimizers of the given decay kinds."""
+    return tuple(
+        dict.fromkeys(
+            name.rsplit(".", 1)[-1]
+            for fact in OPTIMIZERS
+            if (not kinds or fact.decay in kinds) and (adaptive is None or fact.adaptive == adaptive)
+            for name in (fact.name, *fact.aliases)
+        )
+    )
+
+
+DECAYING = (DecayKind.COUPLED_ADAPTIVE, DecayKind.DECOUPLED, DecayKind.L2)
+_CLASS_NAMES = frozenset(class_names())
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Where an option's value comes from: an expression in the code, or the default."""
+
+    expr: Optional[cst.BaseExpression]
+    default: object = None
+
+
+@dataclass
+class Group:
+    """One param-group dict; ``open`` when it may set options the code does not show."""
+
+    node: cst.CSTNode
+    options: Dict[str, cst.BaseExpression] = field(default_factory=dict)
+    open: bool = False
+
+    @property
+    def params(self) -> Optional[cst.BaseExpression]:
+        return self.options.get(PARAMS)
+
+
+@dataclass
+class Site:
+    """A call that builds a known optimizer, with its arguments bound to names."""
+
+    call: cst.Call
+    func: cst.BaseExpression  # the expression that names the optimizer class
+    fact: OptimizerFact
+    names: Names
+    arguments: Dict[str, cst.Arg]
+    open: bool  # ``*args`` or ``**kwargs``: options the code does not show
+    groups: Optional[List[Group]] = None  # inline param groups, or None
+
+    @property
+    def name(self) -> str:
+        return self.fact.short_name
+
+    def scopes(self) -> Sequence[Optional[Group]]:
+        """The groups, or ``[None]`` for the call's single implicit group."""
+        return self.groups or [None]
+
+    def setting(self, option: str, group: Optional[Group] = None) -> Optional[Setting]:
+        """Where ``option`` comes from for ``group`` (or the call); None when unknown."""
+        if group is not None:
+            if option in group.options:
+                return Setting(group.options[option])
+            if group.open:
+                return None
+        arg = self.arguments.get(option)
+        if arg is not None:
+            return Setting(arg.value)
+        if self.open:
+            return None
+        return self._default(option)
+
+    def _default(self, option: str) -> Optional[Setting]:
+        if option == WEIGHT_DECAY:
+            return Setting(None, self.fact.default_weight_decay)
+        if option == LR:
+            return None if self.fact.default_lr is None else Setting(None, self.fact.default_lr)
+        if option == self.fact.decoupled_flag:
+            return Setting(None, self.fact.decoupled_by_default)
+        return None
+
+    def kind(self, group: Optional[Group] = None) -> Optional[DecayKind]:
+        """How decay acts in ``group`` (or the call); None when the decoupling flag is unknown."""
+        flag = self.fact.decoupled_flag
+        if flag is None:
+            return self.fact.decay
+        setting = self.setting(flag, group)
+        if setting is None:
+            return None
+        value = setting.default if setting.expr is None else self.names.truth(setting.expr)
+        return None if value is None else self.fact.kind_for({flag: value})
+
+    def decays(self, group: Optional[Group] = None) -> Optional[bool]:
+        """Whether ``group`` (or the call) has a weight decay that is not literally zero;
+        None when the code does not show it."""
+        if self.fact.decay not in DECAYING:
+            return False
+        setting = self.setting(WEIGHT_DECAY, group)
+        if setting is None:
+            return None
+        if setting.expr is None:
+            return bool(setting.default)
+        return not self.names.is_zero(setting.expr)
+
+    def number(self, option: str, group: Optional[Group] = None) -> Optional[float]:
+        """The literal value of ``option`` for ``group``, the default if it is not given."""
+        setting = self.setting(option, group)
+        if setting is None:
+            return None
+        if setting.expr is None:
+            return setting.default if isinstance(setting.default, (int, float)) else None
+        return self.names.number(setting.expr)
+
+    def decay_text(self, group: Optional[Group], ctx: FileContext) -> str:
+        """The weight decay as the code writes it, or the default it falls back to."""
+        setting = self.setting(WEIGHT_DECAY, group)
+        if setting is None or setting.expr is None:
+            default = None if setting is None else setting.default
+            return f"{default} by default"
+        return ctx.code(setting.expr)
+
+
+def optimizer_sites(ctx: FileContext) -> List[Site]:
+    """Every optimizer construction in the file (shared by the optimizer and penalty rules)."""
+    sites: List[Site] = []
+    consumed = set()
+    for call in ctx.nodes(cst.Call):
+        names = ctx.names.at(call)
+        site = _direct_site(call, names) or _partial_site(call, names)
+        if site is None:
+            site, partial = _through_partial(call, names)
+            if partial is not None:
+                consumed.add(partial)
+        if site is not None:
+            sites.append(site)
+    # A partial whose later call is visible is judged at that call, with all its arguments.
+    return [site for site in sites if site.call not in consumed]
+
+
+def optimizer_fact(expr: cst.BaseExpression, names: Names) -> Optional[OptimizerFact]:
+    """The fact for the optimizer class ``expr`` names, or None when it is not a known one."""
+    if isinstance(expr, cst.Attribute) and expr.attr.value not in _CLASS_NAMES:
+        return None  # ``x.view(...)``, ``self.log(...)``: no attribute chain ends elsewhere
+    qualified = names.qualified(expr)
+    fact = lookup(qualified) if qualified else None
+    if fact is None:
+        fact = next(filter(None, map(lookup, names.star_candidates(expr))), None)
+    return fact
+
+
+def _direct_site(call: cst.Call, names: Names) -> Optional[Site]:
+    fact = optimizer_fact(call.func, names)
+    if fact is None:
+        return None
+    return _site(call, call.func, fact, names, call.args)
+
+
+def _partial_parts(call: cst.Call, names: Names) -> Optional[Tuple[cst.BaseExpression, OptimizerFact]]:
+    if not call.args or call.args[0].keyword is not None or call.args[0].star:
+        return None
+    fact = optimizer_fact(call.args[0].value, names)
+    if fact is None or names.qualified(call.func) != PARTIAL:
+        return None
+    return call.args[0].value, fact
+
+
+def _partial_site(call: cst.Call, names: Names) -> Optional[Site]:
+    parts = _partial_parts(call, names)
+    if parts is None:
+        return None
+    return _site(call, parts[0], parts[1], names, call.args[1:])
+
+
+def _through_partial(call: cst.Call, names: Names) -> Tuple[Optional[Site], Optional[cst.Call]]:
+    """A call of a name bound once to ``functools.partial(Optimizer, ...)``."""
+    if not isinstance(call.func, cst.Name):
+        return None, None
+    partial = names.assigned(call.func.value)
+    if not isinstance(partial, cst.Call):
+        return None, None
+    parts = _partial_parts(partial, names)
+    if parts is None:
+        return None, None
+    return _site(call, parts[0], parts[1], names, (*partial.args[1:], *call.args)), partial
+
+
+def _site(call: cst.Call, func: cst.BaseExpression, fact: OptimizerFact, names: Names, args: Sequence[cst.Arg]) -> Site:
+    arguments, open_ = _bind(fact, args)
+    params = arguments.get(PARAMS)
+    groups = _groups(params.value, names) if params is not None else None
+    return Site(call, func, fact, names, arguments, open_, groups)
+
+
+def _bind(fact: OptimizerFact, args: Sequence[cst.Arg]) -> Tuple[Dict[str, cst.Arg], bool]:
+    """Arguments by parameter name, as Python would bind them; later keywords win, as in a
+    call of a partial."""
+    positional_names = (PARAMS, *fact.positional)
+    arguments: Dict[str, cst.Arg] = {}
+    open_ = False
+    index: Optional[int] = 0
+    for arg in args:
+        if arg.star == "**":
+            open_ = True
+        elif arg.star == "*":
+            open_, index = True, None  # positions after ``*args`` are unknown
+        elif arg.keyword is not None:
+            arguments[arg.keyword.value] = arg
+        elif index is None or index >= len(positional_names):
+            open_ = True
+        else:
+            arguments[positional_names[index]] = arg
+            index += 1
+    return arguments, open_
+
+
+def _groups(params: cst.BaseExpression, names: Names) -> Optional[List[Group]]:
+    """The param groups when ``params`` is (or is bound once to) a literal list of dicts."""
+    value = names.follow(params)
+    if isinstance(value, (cst.ListComp, cst.GeneratorExp)):
+        group = _group(value.elt, names)
+        return [group] if group is not None else None
+    if not isinstance(value, (cst.List, cst.Tuple)):
+        return None
+    groups = [_group(element.value, names) if isinstance(element, cst.Element) else None for element in value.elements]
+    if not any(groups):
+        return None  # a list of tensors, not of groups
+    return [group if group is not None else Group(element, open=True) for group, element in zip(groups, value.elements)]
+
+
+def _group(expr: cst.BaseExpression, names: Names) -> Optional[Group]:
+    if isinstance(expr, cst.Dict):
+        group = Group(expr)
+        for element in expr.elements:
+            key = string_value(element.key) if isinstance(element, cst.DictElement) else None
+            if key is None:
+                group.open = True
+            else:
+                group.options[key] = element.value
+        return group
+    if isinstance(expr, cst.Call) and names.is_builtin(expr.func, "dict"):
+        group = Group(expr)
+        for arg in expr.args:
+            if arg.keyword is None:
+                group.open = True
+            else:
+                group.options[arg.keyword.value] = arg.value
+        return group
+    return None
+
+
+def iter_decaying(sites: Sequence[Site]) -> Iterator[Site]:
+    """Sites where some group certainly has a weight decay that is not literally zero."""
+    return (site for site in sites if any(site.decays(group) for group in site.scopes()))

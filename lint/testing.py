@@ -1,0 +1,69 @@
+"""Every rule's VALID and INVALID examples, as test cases the test suite runs.
+
+A rule documents itself with snippets; this module makes them binding. Each VALID snippet must
+produce no finding of the rule, each INVALID one exactly one (at the line it names), the
+pre-filter must let every INVALID snippet through, and a snippet's expected fix must be what
+the rule's fix produces.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Type
+
+from .diagnostic import Diagnostic
+from .engine import lint_source, might_matter
+from .rules import ALL_RULES
+from .rules.base import Invalid, LintRule
+
+
+@dataclass(frozen=True)
+class Case:
+    """One example of one rule."""
+
+    rule: Type[LintRule]
+    index: int
+    source: str
+    invalid: Optional[Invalid] = None
+
+    @property
+    def id(self) -> str:
+        kind = "invalid" if self.invalid is not None else "valid"
+        return f"{self.rule.CODE}-{kind}-{self.index}"
+
+
+def cases(rules: Iterable[Type[LintRule]] = ALL_RULES) -> List[Case]:
+    """Every example of every rule."""
+    found: List[Case] = []
+    for rule in rules:
+        found.extend(Case(rule, i, source) for i, source in enumerate(rule.VALID))
+        found.extend(Case(rule, i, example.code, example) for i, example in enumerate(rule.INVALID))
+    return found
+
+
+def findings(case: Case) -> List[Diagnostic]:
+    """The rule's findings on the case's snippet; a rule that fails raises."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        return lint_source(case.source, f"<{case.id}>", select={case.rule.CODE})
+
+
+def check_case(case: Case) -> None:
+    """Assert that the rule does what the example says."""
+    found = findings(case)
+    if case.invalid is None:
+        assert found == [], f"{case.id}: expected no finding in\n{case.source}\ngot {found}"
+        return
+    assert len(found) == 1, f"{case.id}: expected one {case.rule.CODE} in\n{case.source}\ngot {found}"
+    if case.invalid.line is not None:
+        assert found[0].line == case.invalid.line, f"{case.id}: reported at line {found[0].line}, expected {case.invalid.line}"
+    assert found[0].code == case.rule.CODE and found[0].message
+
+
+def check_prefilter(case: Case) -> None:
+    """Assert that the byte pre-filter lets an INVALID example through."""
+    data = case.source.encode("utf-8")
+    assert might_matter(data, select={case.rule.CODE}), f"{case.id}: the pre-filter skips\n{case.source}"
+    if case.rule.entry().static_default:
+        assert might_matter(data), f"{case.id}: the default pre-filter skips\n{case.source}"

@@ -1,0 +1,263 @@
+"""The runtime audit: weight-decay mistakes in a real model and its real optimizers.
+
+``audit`` maps every tensor an optimizer holds back to the model's parameters by identity,
+reads each param group's ``weight_decay``, ``lr`` and decoupling flag, and reports the rules
+WD101, WD201 to WD205, WD301 and WD302 of the catalogue. Message texts come from the
+catalogue; the audit appends where it found the mistake.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
+
+import torch
+from torch import nn
+
+from wd_guard.catalogue import get_rule
+from wd_guard.classify import ParamInfo, Role, classify
+from wd_guard.dataflow import scale_invariant_weights
+from wd_guard.findings import Finding, WeightDecayWarning
+from wd_guard.optimizers import DecayKind, OptimizerFact, fact_for_class, group_kind
+
+__all__ = ["AuditReport", "as_optimizer_list", "audit", "audit_report", "names_text"]
+
+SHOWN_NAMES = 3  # parameter names quoted in a message; Finding.params holds them all
+NEGLIGIBLE_SHRINK = 0.01  # WD301: decay removes less than 1% over the whole run
+EXCESSIVE_PRODUCT = 0.1  # WD302: lr * weight_decay per step
+_ROLE_CODES: Mapping[Role, str] = {
+    Role.BIAS: "WD201",
+    Role.NORM: "WD202",
+    Role.EMBEDDING: "WD203",
+    Role.DECLARED: "WD203",
+}
+# lr * weight_decay is the per-step shrink only where decay is not divided by an adaptive term.
+_SHRINK_KINDS = (DecayKind.DECOUPLED, DecayKind.L2)
+
+
+@dataclass
+class AuditReport:
+    """Findings, plus notes on what could not be checked (unknown optimizers, unmapped tensors)."""
+
+    findings: List[Finding] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+
+@dataclass
+class _Group:
+    """One param group of one optimizer, with what the audit needs to judge it."""
+
+    optimizer: int
+    optimizer_name: str
+    index: int
+    weight_decay: float
+    lr: float
+    kind: DecayKind
+    members: List[ParamInfo]
+
+    def context(self, names: Sequence[str]) -> str:
+        return (
+            f" [optimizer {self.optimizer} ({self.optimizer_name}), group {self.index}, "
+            f"weight_decay={self.weight_decay:g}, lr={self.lr:g}; {names_text(names)}]"
+        )
+
+    def finding(self, code: str, names: Sequence[str], **values: object) -> Finding:
+        rule = get_rule(code)
+        message = rule.format(**values) + self.context(names)
+        return Finding(code, rule.severity, message, tuple(names), self.optimizer, self.index)
+
+
+def names_text(names: Sequence[str]) -> str:
+    """``'5 parameters: a, b, c, ... (+2 more)'``: the count and the first few names."""
+    shown = ", ".join(names[:SHOWN_NAMES])
+    if len(names) > SHOWN_NAMES:
+        shown += f", ... (+{len(names) - SHOWN_NAMES} more)"
+    return f"{len(names)} parameter{'s' if len(names) != 1 else ''}: {shown}"
+
+
+def audit(
+    model: nn.Module,
+    optimizers: Any,
+    example_input: Any = None,
+    *,
+    total_steps: Optional[int] = None,
+) -> List[Finding]:
+    """Weight-decay mistakes in ``model`` trained by ``optimizers``.
+
+    Args:
+        model: the model whose parameters the optimizers train.
+        optimizers: one optimizer, a list of them, or wrappers that hold one in ``.optimizer``
+            (Lightning's ``LightningOptimizer``); ``None`` or ``[]`` checks nothing that needs
+            an optimizer.
+        example_input: when given, one forward pass (no gradients, eval mode, state restored)
+            finds the weights that feed straight into BatchNorm (WD204). A dict is passed as
+            keyword arguments, a tuple or list as positional arguments.
+        total_steps: the planned number of optimizer steps; WD301 is checked only with it.
+
+    WD301 and WD302 read each group's learning rate: the largest of ``lr`` and the
+    ``initial_lr`` / ``max_lr`` that torch schedulers store in the group, held for the whole
+    run. ``audit`` does not know the schedule, so this is an upper bound on ``sum(lr_t)`` for
+    warm-up and decay schedules: WD301 fires only when decay is negligible even at that peak.
+    Both rules apply where ``lr * weight_decay`` is the per-step shrink (decoupled decay and
+    SGD-style L2), not to coupled decay in an adaptive optimizer (WD101 covers that).
+
+    What cannot be checked is never guessed. An optimizer missing from wd-guard's table gets
+    no WD101, WD301 or WD302 (how it applies ``weight_decay`` is unknown), and tensors that
+    cannot be mapped to one parameter of the model are skipped; each such case is reported
+    once as a ``WeightDecayWarning`` (not as a ``Finding``, which always carries a rule code).
+
+    Returns:
+        The findings, each naming every affected parameter, the optimizer and group index.
+    """
+    feeders = scale_invariant_weights(model, example_input) if example_input is not None else None
+    report = audit_report(model, optimizers, feeders=feeders, total_steps=total_steps)
+    for note in report.notes:
+        warnings.warn(note, WeightDecayWarning, stacklevel=2)
+    return report.findings
+
+
+def audit_report(
+    model: nn.Module,
+    optimizers: Any,
+    *,
+    feeders: Optional[Set[int]] = None,
+    total_steps: Optional[float] = None,
+) -> AuditReport:
+    """The audit without side effects: findings and notes, for callers that report them their own way.
+
+    ``feeders`` holds the ``id()`` of weights known to feed BatchNorm (from
+    ``wd_guard.dataflow.scale_invariant_weights``); WD204 is checked only when it is given.
+    """
+    infos = classify(model)
+    opts = as_optimizer_list(optimizers)
+    report = AuditReport()
+    held: Set[int] = set()
+    foreign = 0
+    for oi, opt in enumerate(opts):
+        fact = fact_for_class(type(opt))
+        if fact is None:
+            report.notes.append(_unknown_note(oi, opt))
+        for gi, raw in enumerate(opt.param_groups):
+            params = list(raw.get("params", ()))
+            held.update(id(p) for p in params)
+            foreign += sum(1 for p in params if id(p) not in infos)
+            group = _make_group(oi, opt, fact, gi, raw, infos)
+            report.findings.extend(_group_findings(group, feeders, total_steps))
+    if opts:
+        report.findings.extend(_untrained(infos, held))
+    report.notes.extend(_mapping_notes(infos, held, foreign))
+    return report
+
+
+def as_optimizer_list(optimizers: Any) -> List[Any]:
+    """One optimizer or an iterable of them as a list of unwrapped torch optimizers."""
+    if optimizers is None:
+        return []
+    if hasattr(optimizers, "param_groups"):
+        return [_unwrap(optimizers)]
+    return [_unwrap(opt) for opt in optimizers]
+
+
+def _unwrap(opt: Any) -> Any:
+    """The optimizer inside a wrapper that keeps it in ``.optimizer`` (LightningOptimizer)."""
+    inner = getattr(opt, "optimizer", None)
+    while isinstance(inner, torch.optim.Optimizer) and inner is not opt:
+        opt, inner = inner, getattr(inner, "optimizer", None)
+    if not hasattr(opt, "param_groups"):
+        raise TypeError(f"expected a torch optimizer (an object with param_groups), got {type(opt).__qualname__}")
+    return opt
+
+
+def _make_group(oi: int, opt: Any, fact: Optional[OptimizerFact], gi: int, raw: Mapping[str, Any], infos: Mapping[int, ParamInfo]) -> _Group:
+    members = [infos[id(p)] for p in raw.get("params", ()) if id(p) in infos]
+    return _Group(
+        optimizer=oi,
+        optimizer_name=type(opt).__name__,
+        index=gi,
+        weight_decay=_number(raw.get("weight_decay", 0.0)),
+        lr=max(_number(raw.get(key, 0.0)) for key in ("lr", "initial_lr", "max_lr")),
+        kind=group_kind(fact, raw, opt),
+        members=[m for m in members if m.trainable],
+    )
+
+
+def _number(value: Any) -> float:
+    """A hyper-parameter as a float (tensors included); anything else counts as 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
+def _group_findings(group: _Group, feeders: Optional[Set[int]], total_steps: Optional[float]) -> Iterable[Finding]:
+    if group.weight_decay <= 0 or not group.members:
+        return []
+    findings = [*_role_findings(group), *_scale_invariant(group, feeders), *_amount_findings(group, total_steps)]
+    if group.kind is DecayKind.COUPLED_ADAPTIVE:
+        findings.insert(0, group.finding("WD101", [m.name for m in group.members], optimizer=group.optimizer_name))
+    return findings
+
+
+def _role_findings(group: _Group) -> List[Finding]:
+    by_code: Dict[str, List[str]] = {}
+    for member in group.members:
+        code = _ROLE_CODES.get(member.role)
+        if code is not None:
+            by_code.setdefault(code, []).append(member.name)
+    return [group.finding(code, names) for code, names in sorted(by_code.items())]
+
+
+def _scale_invariant(group: _Group, feeders: Optional[Set[int]]) -> List[Finding]:
+    if feeders is None:
+        return []
+    names = [m.name for m in group.members if id(m.param) in feeders]
+    return [group.finding("WD204", names)] if names else []
+
+
+def _amount_findings(group: _Group, total_steps: Optional[float]) -> List[Finding]:
+    if group.kind not in _SHRINK_KINDS:
+        return []
+    names = [m.name for m in group.members]
+    product = group.lr * group.weight_decay
+    if product >= EXCESSIVE_PRODUCT:
+        return [group.finding("WD302", names, product=f"{product:.3g}")]
+    if total_steps is None or not math.isfinite(total_steps) or total_steps <= 0:
+        return []
+    shrink = -math.expm1(-product * total_steps)
+    if shrink < NEGLIGIBLE_SHRINK:
+        return [group.finding("WD301", names, optimizer=group.optimizer_name, shrink=f"{shrink * 100:.2g}%", steps=int(total_steps))]
+    return []
+
+
+def _untrained(infos: Mapping[int, ParamInfo], held: Set[int]) -> List[Finding]:
+    names = [info.name for pid, info in infos.items() if info.trainable and pid not in held]
+    if not names:
+        return []
+    rule = get_rule("WD205")
+    message = rule.format() + f" [{names_text(names)}]"
+    return [Finding("WD205", rule.severity, message, tuple(names))]
+
+
+def _unknown_note(index: int, opt: Any) -> str:
+    cls = type(opt)
+    return (
+        f"wd-guard: optimizer {index} ({cls.__module__}.{cls.__qualname__}) is not in wd-guard's optimizer "
+        "table, so how it applies weight_decay is unknown: WD101, WD301 and WD302 are not checked for it"
+    )
+
+
+def _mapping_notes(infos: Mapping[int, ParamInfo], held: Set[int], foreign: int) -> List[str]:
+    notes = []
+    flat = [info.name for pid, info in infos.items() if info.role is Role.UNMAPPED and pid in held]
+    if flat:
+        notes.append(
+            f"wd-guard: flattened tensors ({names_text(flat)}) mix parameters of "
+            "several layers and cannot be mapped to one module: WD201 to WD204 skip them "
+            "(FSDP's use_orig_params=True keeps the original parameters)"
+        )
+    if foreign:
+        notes.append(f"wd-guard: the optimizers hold {foreign} tensors that are not parameters of the model; they are not checked")
+    return notes
