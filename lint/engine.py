@@ -17,11 +17,12 @@ from typing import Collection, Dict, Iterable, List, Optional, Tuple, Type, Unio
 
 import libcst as cst
 
-from .diagnostic import Diagnostic
+from .diagnostic import Diagnostic, Fix
+from .edits import LineIndex, plan_nodes, realise
 from .collect import build_context
-from .positions import Span, node_spans
+from .positions import Span, node_layout
 from .rules import rules_for
-from .rules.base import FileContext, LintRule, Report
+from .rules.base import FileContext, FixPlan, LintRule, Report
 
 __all__ = ["build_context", "lint_source", "might_matter", "parse", "parse_and_check"]
 
@@ -126,19 +127,35 @@ def _run_rule(rule: Type[LintRule], ctx: FileContext) -> List[Report]:
 
 
 def locate(ctx: FileContext, reports: Iterable[Tuple[str, Report]]) -> List[Tuple[Diagnostic, Report]]:
-    """Diagnostics for the reports, with positions and catalogue messages, sorted."""
+    """Diagnostics for the reports, with positions, catalogue messages and fixes, sorted."""
     pairs = list(reports)
     if not pairs:
         return []
-    spans = node_spans(ctx.module, [report.node for _, report in pairs])
-    located = [(_diagnostic(code, report, spans[report.node], ctx.path), report) for code, report in pairs]
+    plans = [_plan(code, report, ctx) for code, report in pairs]
+    nodes = [report.node for _, report in pairs] + [node for plan in plans if plan for node in plan_nodes(plan)]
+    spans, indents = node_layout(ctx.module, nodes)
+    index = LineIndex(ctx.module.code) if any(plans) else None
+    located = []
+    for (code, report), plan in zip(pairs, plans):
+        fix = realise(plan, spans, indents, index, ctx.module) if plan is not None and index is not None else None
+        located.append((_diagnostic(code, report, spans[report.node], ctx.path, fix), report))
     unique = {(d.code, d.line, d.column, d.end_line, d.end_column): (d, r) for d, r in located}
     return sorted(unique.values(), key=lambda pair: pair[0].sort_key())
 
 
-def _diagnostic(code: str, report: Report, span: Span, path: str) -> Diagnostic:
+def _plan(code: str, report: Report, ctx: FileContext) -> Optional[FixPlan]:
+    if report.fix is None:
+        return None
+    try:
+        return report.fix()
+    except Exception as exc:  # a fix that cannot be built is not offered; the finding stays
+        warnings.warn(f"wd-lint: the fix for {code} failed on {ctx.path}: {exc!r}", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _diagnostic(code: str, report: Report, span: Span, path: str, fix: Optional[Fix]) -> Diagnostic:
     from wd_guard.catalogue import get_rule
 
     (line, column), (end_line, end_column) = span
     message = get_rule(code).format(**report.values)
-    return Diagnostic(code, message, line, column + 1, end_line, end_column + 1, path)
+    return Diagnostic(code, message, line, column + 1, end_line, end_column + 1, path, fix)

@@ -63,6 +63,7 @@ class _SpanState(CodegenState):
         super().__init__(default_indent=module.default_indent, default_newline=module.default_newline)
         self.wanted = wanted
         self.spans: Dict[cst.CSTNode, Span] = {}
+        self.indents: Dict[cst.CSTNode, Tuple[str, ...]] = {}  # block indentation at the node
         self.starts: Dict[cst.CSTNode, Position] = {}
         self.line = 1
         self.column = 0
@@ -82,6 +83,7 @@ class _SpanState(CodegenState):
     def before_codegen(self, node: cst.CSTNode) -> None:
         if node in self.wanted:
             self.starts[node] = (self.line, self.column)
+            self.indents[node] = tuple(self.indent_tokens)
 
     def after_codegen(self, node: cst.CSTNode) -> None:
         if node in self.wanted:
@@ -97,6 +99,20 @@ class _SpanState(CodegenState):
 
 def node_spans(module: cst.Module, nodes: Iterable[cst.CSTNode]) -> Dict[cst.CSTNode, Span]:
     """The range of each of ``nodes`` (which must belong to ``module``'s tree)."""
+    return node_layout(module, nodes)[0]
+
+
+def node_layout(module: cst.Module, nodes: Iterable[cst.CSTNode]) -> Tuple[Dict[cst.CSTNode, Span], Dict[cst.CSTNode, Tuple[str, ...]]]:
+    """The range of each of ``nodes`` and the block indentation it sits in."""
     state = _SpanState(module, set(nodes))
     module._codegen(state)
-    return state.spans
+    return state.spans, state.indents
+
+
+def code_at(module: cst.Module, node: cst.CSTNode, indent: Tuple[str, ...]) -> str:
+    """The code of ``node`` as it reads inside a block indented by ``indent``: the lines a
+    multi-line node continues on keep their indentation."""
+    state = CodegenState(default_indent=module.default_indent, default_newline=module.default_newline)
+    state.indent_tokens.extend(indent)
+    node._codegen(state)
+    return "".join(state.tokens)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import libcst as cst
 
@@ -34,31 +34,50 @@ class Invalid:
 
 
 @dataclass(frozen=True)
-class Edit:
-    """Replace ``source[start:end]`` (character offsets into the file's text) by ``content``."""
+class Replace:
+    """Replace the code of ``node`` by ``content``: text, or a new node whose code is
+    generated in the place of the old one (with that place's indentation)."""
 
-    start: int
-    end: int
-    content: str
+    node: cst.CSTNode
+    content: Union[str, cst.CSTNode]
 
 
 @dataclass(frozen=True)
-class Fix:
-    """A rewrite offered with a diagnostic; ``unsafe`` fixes change what the code does."""
+class InsertLines:
+    """Insert whole lines (``text`` ends with a newline) after the lines of ``anchor``, or
+    before them when ``before`` is set."""
+
+    anchor: cst.CSTNode
+    text: str
+    before: bool = False
+
+
+@dataclass(frozen=True)
+class DeleteLines:
+    """Delete the lines of ``node``, when they hold nothing else (otherwise leave them)."""
+
+    node: cst.CSTNode
+
+
+Change = Union[Replace, InsertLines, DeleteLines]
+
+
+@dataclass(frozen=True)
+class FixPlan:
+    """A fix in terms of nodes; the engine turns it into text edits once positions are known."""
 
     title: str
-    edits: Tuple[Edit, ...]
-    unsafe: bool = True
+    changes: Tuple[Change, ...]
 
 
 @dataclass(frozen=True)
 class Report:
     """A rule's finding before the engine locates it: the node, the message's values and a
-    builder for the fix (called only when fixes are wanted)."""
+    builder for the fix, if the rule offers one."""
 
     node: cst.CSTNode
     values: Mapping[str, object] = field(default_factory=dict)
-    fix: Optional[Callable[["FileContext"], Optional[Fix]]] = None
+    fix: Optional[Callable[[], Optional[FixPlan]]] = None
 
 
 class FileContext:

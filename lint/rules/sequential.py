@@ -57,7 +57,7 @@ class DecayedScaleInvariant(LintRule):
             layers = _layers(call, names)
             for layer, following in zip(layers, layers[1:]):
                 if _class_of(layer, names) in _LAYERS and _class_of(following, names) in _BATCH_NORMS:
-                    yield Report(layer, {"count": 1})
+                    yield Report(layer)
 
 
 def _class_of(expr: Optional[cst.BaseExpression], names: Names) -> Optional[str]:
