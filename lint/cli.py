@@ -28,6 +28,7 @@ from wd_guard.lint.isolate import default_processes
 from wd_guard.lint.runner import Options, Report, lint_paths
 
 USAGE_ERROR = 2
+INTERRUPTED = 130
 
 
 class _UsageError(Exception):
@@ -49,10 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("paths", nargs="*", metavar="PATH", help="files or folders to lint (default: the current folder)")
     add("--format", "--output-format", dest="format", choices=output.FORMATS, default="text", help="output format")
-    add("--select", action="append", metavar="CODES", help="codes, prefixes (WD2) or ALL to check, replacing the defaults")
+    add("--select", action="append", metavar="CODES", help="codes, prefixes (WD2) or ALL to run, not the defaults")
     add("--extend-select", action="append", default=[], metavar="CODES", help="codes to check in addition")
     add("--ignore", action="append", default=[], metavar="CODES", help="codes not to check")
-    add("--exclude", action="append", default=[], metavar="PATTERNS", help="glob patterns of paths to skip, added to the config's")
+    add("--exclude", action="append", default=[], metavar="GLOBS", help="paths to skip, besides the config's")
     add("--statistics", action="store_true", help="print how often each code was found instead of each finding")
     add("--explain", metavar="CODE", help="print the explanation of a rule and exit")
     add("--config", metavar="FILE", help="read [tool.wd-lint] from this pyproject.toml")
@@ -81,6 +82,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # `wd-lint | head`: the reader left, nothing more to say
         _silence_stdout()
         return USAGE_ERROR
+    except KeyboardInterrupt:
+        _write(sys.stderr, "wd-lint: interrupted\n")
+        return INTERRUPTED
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else 0
 
