@@ -75,7 +75,7 @@ def test_lightning_classifier_warns_on_the_mistaken_run_only(in_examples, capsys
 
 def test_lightning_cli_builds_the_callback_from_yaml(in_examples, tmp_path):
     config = str(EXAMPLES / "lightning_cli.yaml")
-    overrides = ["--trainer.max_steps=3", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    overrides = ["--trainer.max_steps=3", "--trainer.log_every_n_steps=1", f"--trainer.logger.init_args.save_dir={tmp_path}"]
     with pytest.warns(WeightDecayWarning) as caught:
         in_examples("lightning_cli.py", "fit", "--config", config, *overrides)
     assert "WD101" in codes(caught.list)
@@ -97,6 +97,8 @@ def test_demo_prints_findings_lints_and_draws(tmp_path):
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     mistaken, fixed = out.split("fixed run:")
+    assert re.search(r"^wd-guard: 4 findings \(1 error, 3 warnings\)\n  code +severity", mistaken, flags=re.M)
+    assert re.search(r"^  WD203 +warning +0 +0 +1 +decayed-embedding$", mistaken, flags=re.M)
     assert re.search(r"^  WD101 ", mistaken, flags=re.M) and re.search(r"^  WD203 ", mistaken, flags=re.M)
     assert not re.search(r"^  WD[12]\d\d ", fixed, flags=re.M)
     assert re.search(r"^examples/bad_optimizers\.py:\d+:\d+: WD302 ", out, flags=re.M)
