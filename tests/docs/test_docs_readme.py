@@ -215,9 +215,12 @@ def test_shell_command_works(command, project):
     CHECKS[program](command, project)
 
 
-def test_precommit_snippet_names_the_hook_and_this_version():
-    (config,) = [yaml.safe_load(body) for body in blocks("yaml") if "repos:" in body]
-    (repo,) = config["repos"]
+def test_precommit_snippet_is_a_valid_config_for_this_hook_and_version(tmp_path):
+    from pre_commit.clientlib import load_config
+
+    (body,) = [body for body in blocks("yaml") if "repos:" in body]
+    (tmp_path / ".pre-commit-config.yaml").write_text(body)
+    (repo,) = load_config(str(tmp_path / ".pre-commit-config.yaml"))["repos"]
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert [hook["id"] for hook in repo["hooks"]] == ["wd-lint"]
     assert "wd-lint" in [hook["id"] for hook in hooks]
