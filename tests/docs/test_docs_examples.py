@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
+import torch
 
 from wd_guard import WeightDecayWarning
 
@@ -30,7 +31,9 @@ def in_examples(tmp_path, monkeypatch):
         monkeypatch.setattr(sys, "argv", [str(EXAMPLES / name), *argv])
         runpy.run_path(str(EXAMPLES / name), run_name="__main__")
 
-    return run
+    threads = torch.get_num_threads()  # the examples pin one thread; give the worker its own back
+    yield run
+    torch.set_num_threads(threads)
 
 
 def codes(caught: List[warnings.WarningMessage]) -> List[str]:
