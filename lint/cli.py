@@ -23,7 +23,6 @@ from wd_guard.catalogue import RULES, get_rule
 from wd_guard.lint import output
 from wd_guard.lint.config import Config, ConfigError, Layer, check_patterns, check_selectors, load_config
 from wd_guard.lint.config import parse_size, parse_timeout, resolve_codes
-from wd_guard.lint.fix import fix_report
 from wd_guard.lint.isolate import default_processes
 from wd_guard.lint.runner import Options, Report, lint_paths
 
@@ -124,6 +123,8 @@ def _lint_command(args: argparse.Namespace) -> int:
 
 
 def _fix_command(report: Report, options: Options, args: argparse.Namespace) -> int:
+    from wd_guard.lint.fix import fix_report  # loads the parser: only when fixing
+
     run = fix_report(report, options, unsafe=args.unsafe_fixes, write=not args.diff)
     if args.diff or args.fix_only:
         _write(sys.stdout, "".join(run.diffs) if args.diff else "")

@@ -17,8 +17,9 @@ import libcst as cst
 
 from ..names import NameTable, Names, string_value
 from ..walk import iter_nodes
-from .base import FileContext, Invalid, LintRule, Report, words
-from .sites import DECAYING, class_names, iter_decaying, optimizer_sites
+from ..vocabulary import BY_CODE
+from .base import FileContext, Invalid, LintRule, Report
+from .sites import iter_decaying, optimizer_sites
 
 _NORMS = frozenset({"torch.norm", "torch.functional.norm", "torch.linalg.norm", "torch.linalg.vector_norm", "torch.linalg.matrix_norm"})
 _SQUARES = frozenset({"torch.square"})
@@ -41,7 +42,6 @@ class _AnyName(frozenset):
 
 
 ANY_NAME: Params = _AnyName()
-PENALTY_WORDS = words("pow", "**", "norm", "square")
 # How one binding of a name relates to a penalty.
 _ZERO, _PENALTY, _ACCUMULATE, _OTHER = "zero", "penalty", "accumulate", "other"
 
@@ -335,7 +335,7 @@ class DoubleL2(LintRule):
 
     CODE = "WD401"
     NODES = _NODES
-    VOCABULARY = (words(*class_names(*DECAYING)), PENALTY_WORDS)
+    VOCABULARY = BY_CODE[CODE]
     VALID = (
         "import torch\nloss = ce + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
         "import torch\nloss = ce + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())\nopt = torch.optim.SGD(params, lr=0.1, weight_decay=0)\n",
@@ -380,7 +380,7 @@ class L2PenaltyAdaptive(LintRule):
 
     CODE = "WD402"
     NODES = _NODES
-    VOCABULARY = (words(*class_names(adaptive=True)), PENALTY_WORDS)
+    VOCABULARY = BY_CODE[CODE]
     VALID = (
         "import torch\nloss = ce + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())\nopt = torch.optim.SGD(params, lr=0.1)\n",
         "import torch\nloss = ce + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())\n",

@@ -7,7 +7,8 @@ from typing import Iterator, List, Optional, Sequence
 import libcst as cst
 
 from ..names import Names
-from .base import Invalid, LintRule, Report, words
+from ..vocabulary import BY_CODE
+from .base import Invalid, LintRule, Report
 
 _SEQUENTIAL = "Sequential"
 _LAYERS = frozenset(
@@ -32,7 +33,7 @@ class DecayedScaleInvariant(LintRule):
 
     CODE = "WD204"
     NODES = (cst.Call,)
-    VOCABULARY = ((b"Sequential",), (b"BatchNorm",), words("Linear", "Conv"))
+    VOCABULARY = BY_CODE[CODE]
     VALID = (
         "import torch.nn as nn\nblock = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.BatchNorm2d(8))\n",
         "import torch.nn as nn\nblock = nn.Sequential(nn.BatchNorm1d(8), nn.Linear(8, 8))\n",
