@@ -208,6 +208,21 @@ def test_internal_error_is_reported_per_file(tmp_path, capsys, good, monkeypatch
     assert "odd.py: error: internal error while analysing: KeyError: 'surprise'" in err
 
 
+def test_failure_while_reading_is_reported_per_file(tmp_path, capsys, good, monkeypatch):
+    real = runner.decode_source
+
+    def fail_on(path, data):
+        if path.endswith("odd.py"):
+            raise MemoryError("no room")
+        return real(path, data)
+
+    monkeypatch.setattr(runner, "decode_source", fail_on)
+    (tmp_path / "odd.py").write_text(MISTAKE)
+    code, out, err = lint(capsys, "-j", "0", str(tmp_path))
+    assert code == 2 and found(out) == [("good.py", 2, "WD101")]
+    assert "odd.py: error: internal error while reading: MemoryError: no room" in err
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_file_of_100000_lines(tmp_path, capsys):
