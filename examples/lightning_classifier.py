@@ -5,7 +5,8 @@ applies it as coupled L2 that its adaptive step distorts (WD101), and the token 
 the LayerNorm and every bias are decayed with the weight matrices (WD203, WD202, WD201). The
 fixed run gives the same value to AdamW through ``wd_guard.param_groups``. ``WeightDecayGuard``
 reports the mistakes when the fit starts and logs every layer's weight norm to each run's CSV
-log; validation accuracy comes from torchmetrics.
+log; validation accuracy comes from torchmetrics. This script prints each layer's first and last
+logged norm; ``examples/demo.py`` draws the whole curves.
 
     python examples/lightning_classifier.py [--steps 600] [--out demo_output/classifier]
 """
