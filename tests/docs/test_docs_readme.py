@@ -187,6 +187,10 @@ def check_wd_lint(command: str, project: Path) -> None:
     if "--explain" in command:
         assert status == 0, output
         assert output.strip() == get_rule(command.split()[-1]).explain().strip()
+    elif "--diff" in command:
+        assert status == 1, output
+        assert "+++ b/src/train.py" in output and "+    return AdamW(" in output, output
+        assert (project / "src" / "train.py").read_text() == (EXAMPLES / "bad_optimizers.py").read_text()
     else:
         assert status == 1, output
         assert re.search(r"src/train\.py:\d+:\d+: WD101 ", output), output
