@@ -20,7 +20,7 @@ class WeightMonitor:
     manual optimization and several optimizers are handled) reaches a new multiple of
     ``log_every_n_steps``; every other batch costs a couple of attribute reads.
 
-    A logging step reads every weight once (batched norms), a strided sample of the
+    A logging step reads every weight once (batched norms), a fixed sample of the
     optimizer state for coupled adaptive decay, moves all values to the host in one
     transfer, and calls ``logger.log_metrics(metrics, step=trainer.global_step)`` for each of
     ``trainer.loggers``, on global rank zero only. Definitions of both quantities and the
