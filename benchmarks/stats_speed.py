@@ -206,7 +206,7 @@ def measure_set(name: str, repeat: int, root: str) -> Dict[str, float]:
     optimizers = {
         "adamw": torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4),
         "adam": torch.optim.Adam(param_groups(model, 1e-4), lr=1e-4),
-        "adam_all": torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4),
+        "adam_all": torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4),  # noqa: WD101 WD210 (the worst case, on purpose)
     }
     fns: Dict[str, Callable[[], object]] = {"floor": lambda: flat.sum(), "naive": lambda: [p.norm().item() for p in params]}
     idle = {}
