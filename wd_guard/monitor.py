@@ -31,6 +31,8 @@ class WeightMonitor:
     summed across the process group (a collective every rank must join); rank zero logs.
     FSDP1 flat parameters are mapped back to the original names from FSDP's shard metadata;
     where that is missing, the flat parameter's norm is logged and a warning says so once.
+    DeepSpeed ZeRO-3 partitioned parameters are left out (a warning says so once) rather
+    than logged as the norm of their empty placeholder.
 
     Args:
         log_every_n_steps: log every this many optimizer steps; ``None`` uses the Trainer's
