@@ -35,8 +35,7 @@ def lint_source(
     """
     from . import analysis
 
-    ctx, reports = analysis.parse_and_check(source, path, select=select)
-    return [diagnostic for diagnostic, _ in analysis.locate(ctx, reports)]
+    return analysis.lint(source, path, select=select)
 
 
 def parse(source: Union[str, bytes]) -> "cst.Module":

@@ -11,7 +11,7 @@ anything heavy is loaded.
 from __future__ import annotations
 
 import re
-from typing import Collection, Dict, Mapping, Optional, Tuple, Union
+from typing import AbstractSet, Collection, Dict, FrozenSet, Mapping, Optional, Tuple, Union
 
 from wd_guard.catalogue import iter_rules
 from wd_guard.optimizers import OPTIMIZERS, DecayKind
@@ -40,7 +40,21 @@ def words(*names: str) -> Tuple[bytes, ...]:
     return tuple(word for word in unique if not any(other != word and other in word for other in unique))
 
 
-PENALTY_WORDS = words("pow", "**", "norm", "square")
+# How an L2 term is spelled: functions by qualified name, methods by name, and ``**``.
+NORMS = frozenset({"torch.norm", "torch.functional.norm", "torch.linalg.norm", "torch.linalg.vector_norm", "torch.linalg.matrix_norm"})
+SQUARES = frozenset({"torch.square"})
+POWS = frozenset({"torch.pow"})
+NORM_METHODS = frozenset({"norm"})
+SQUARE_METHODS = frozenset({"pow", "square"})
+POWER = "**"
+PENALTY_WORDS = words("pow", POWER, "norm", "square")
+
+# The layers WD204 looks at, by class name in torch.nn.
+LAYERS = frozenset(
+    {"Linear", "LazyLinear", "Bilinear"}
+    | {f"{lazy}Conv{kind}{d}d" for lazy in ("", "Lazy") for kind in ("", "Transpose") for d in (1, 2, 3)}
+)
+BATCH_NORMS = frozenset({f"{lazy}BatchNorm{d}d" for lazy in ("", "Lazy") for d in (1, 2, 3)} | {"SyncBatchNorm"})
 
 BY_CODE: Mapping[str, Vocabulary] = {
     "WD101": (words(*class_names(DecayKind.COUPLED_ADAPTIVE)),),
@@ -49,6 +63,22 @@ BY_CODE: Mapping[str, Vocabulary] = {
     "WD401": (words(*class_names(*DECAYING)), PENALTY_WORDS),
     "WD402": (words(*class_names(adaptive=True)), PENALTY_WORDS),
     "WD204": ((b"Sequential",), (b"BatchNorm",), words("Linear", "Conv")),
+}
+
+# The same vocabulary as whole identifiers (names, attributes, imported names; ``**`` for the
+# power operator), for files that CPython's parser has read: a word that only appears in a
+# string, a comment or inside a longer identifier does not count there.
+Identifiers = Tuple[FrozenSet[str], ...]
+_PENALTY_IDENTIFIERS = frozenset(
+    {name.rsplit(".", 1)[-1] for name in NORMS | SQUARES | POWS} | NORM_METHODS | SQUARE_METHODS | {POWER}
+)
+IDENTIFIERS: Mapping[str, Identifiers] = {
+    "WD101": (frozenset(class_names(DecayKind.COUPLED_ADAPTIVE)),),
+    "WD210": (frozenset(class_names(*DECAYING)), frozenset({"parameters"})),
+    "WD302": (frozenset(class_names(*DECAYING)),),
+    "WD401": (frozenset(class_names(*DECAYING)), _PENALTY_IDENTIFIERS),
+    "WD402": (frozenset(class_names(adaptive=True)), _PENALTY_IDENTIFIERS),
+    "WD204": (frozenset({"Sequential"}), BATCH_NORMS, LAYERS),
 }
 
 _DEFAULT = tuple(rule.code for rule in iter_rules("static") if rule.static_default and rule.code in BY_CODE)
@@ -78,6 +108,13 @@ def might_matter(source: Union[bytes, str], *, select: Optional[Collection[str]]
         return found[word]
 
     return any(all(any(map(has, group)) for group in BY_CODE.get(code, ())) for code in codes if code in BY_CODE)
+
+
+def identifiers_match(found: AbstractSet[str], select: Optional[Collection[str]] = None) -> bool:
+    """Whether the identifiers of a file (and ``**`` if it uses the power operator) hold the
+    identifier vocabulary of any selected rule."""
+    codes = _DEFAULT if select is None else [code.upper() for code in select]
+    return any(all(not group.isdisjoint(found) for group in IDENTIFIERS[code]) for code in codes if code in IDENTIFIERS)
 
 
 def matches(vocabulary: Vocabulary, data: bytes) -> bool:

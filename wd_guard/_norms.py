@@ -1,4 +1,4 @@
-"""Batched norms, strided samples and the reductions that make them global under sharding.
+"""Batched norms, fixed samples of optimizer state, and the reductions that make them global under sharding.
 
 Everything here works on *pieces*: the part of a logical parameter (and of its optimizer
 state) that this process holds. A plain or DDP parameter is one whole piece; an FSDP2

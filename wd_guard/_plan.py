@@ -1,7 +1,7 @@
 """A precomputed plan that turns a model and its optimizers into flat ``{key: float}`` stats.
 
 Built once (names, keys, optimizer mapping, index tensors); each :meth:`StatsPlan.compute`
-then costs one batched norm pass over the weights, a strided sample of the optimizer state
+then costs one batched norm pass over the weights, a fixed sample of the optimizer state
 for coupled adaptive decay, a handful of small vector operations and a single
 device-to-host transfer.
 """

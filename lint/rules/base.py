@@ -90,6 +90,8 @@ class FileContext:
         self.names = names
         self._nodes = nodes
         self._shared: Dict[Callable[..., Any], Any] = {}
+        self.text: Optional[str] = None  # the source text, when the engine has it
+        self.statement_lines: Optional[List[int]] = None  # first line of each top-level statement
 
     def nodes(self, node_type: Type[cst.CSTNode]) -> Sequence[cst.CSTNode]:
         """Every node of ``node_type`` in the file, in source order (the type must be one a

@@ -68,6 +68,18 @@ def test_prefilter_skips_files_without_vocabulary():
     assert might_matter(sequential, select={"WD204"})
 
 
+def test_words_only_in_strings_and_comments_skip_the_libcst_parse(monkeypatch):
+    from wd_guard.lint import analysis
+
+    def refuse(source):
+        raise AssertionError("libcst should not parse this file")
+
+    monkeypatch.setattr(analysis, "_libcst_module", refuse)
+    source = '"""Use torch.optim.Adam(model.parameters(), weight_decay=0.1)."""\n# Adam, SGD\nAdamWrapper = 1\n'
+    assert might_matter(source)  # the bytes hold the words ...
+    assert lint_source(source) == []  # ... the identifiers do not
+
+
 def test_prefilter_reads_files_it_cannot_decode_as_ascii():
     utf16 = ADAM.encode("utf-16")
     assert might_matter(utf16)

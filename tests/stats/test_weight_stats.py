@@ -142,3 +142,12 @@ def test_a_reused_plan_follows_steps_and_restored_state():
     assert plan.compute() == weight_stats(model, optimizer) != first
     optimizer.load_state_dict(saved)  # replaces the state tensors (and the state dict)
     assert plan.compute()["effective_decay/0.weight"] == pytest.approx(first["effective_decay/0.weight"], rel=1e-6)
+
+
+def test_deepspeed_partitioned_parameter_is_left_out_and_said():
+    model = nn.Sequential(nn.Linear(3, 3))
+    model[0].weight.ds_tensor = torch.zeros(5)  # what ZeRO-3 attaches to a partitioned parameter
+    model[0].weight.data = torch.empty(0)
+    with pytest.warns(UserWarning, match="0.weight: DeepSpeed ZeRO-3 partitioned parameter; not logged"):
+        stats = weight_stats(model, torch.optim.AdamW(model.parameters()))
+    assert set(stats) == {"weight_norm/0.bias", "effective_decay/0.bias"}
