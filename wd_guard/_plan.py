@@ -34,6 +34,8 @@ class _Segments:
     keys: Tuple[str, ...]
     member: Tensor
     segment: Tensor
+    norm_keys: Tuple[str, ...]
+    decay_keys: Tuple[str, ...]
 
 
 @dataclass
@@ -118,7 +120,9 @@ class StatsPlan:
     def _segments(self, names: Sequence[str], members: Sequence[Sequence[int]]) -> _Segments:
         flat = [i for group in members for i in group]
         segment = [s for s, group in enumerate(members) for _ in group]
-        return _Segments(tuple(names), self._index(flat), self._index(segment))
+        norm_keys = tuple(f"{self.prefix}weight_norm/{n}" for n in names)
+        decay_keys = tuple(f"{self.prefix}effective_decay/{n}" for n in names)
+        return _Segments(tuple(names), self._index(flat), self._index(segment), norm_keys, decay_keys)
 
     def _group_totals(self) -> _Segments:
         names, members = [], []
@@ -199,6 +203,8 @@ class StatsPlan:
 
     def compute(self) -> Dict[str, float]:
         """``{key: value}`` for every series (and the totals when asked), read in one transfer."""
+        if not self.sources:
+            return {}
         with torch.no_grad():
             base, families, totals = self._layout()
             sq = squared_norms([s.piece.local(s.tensor) for s in self.sources], self.device)
@@ -217,11 +223,10 @@ class StatsPlan:
         at = 0
         for seg in segments:
             count = len(seg.keys)
-            for name, value in zip(seg.keys, values[at : at + count]):
-                out[f"{self.prefix}weight_norm/{name}"] = value
-            for name, value in zip(seg.keys, values[at + count : at + 2 * count]):
+            out.update(zip(seg.norm_keys, values[at : at + count]))
+            for key, value in zip(seg.decay_keys, values[at + count : at + 2 * count]):
                 if value == value:  # NaN: no formula for this optimizer, or no state yet
-                    out[f"{self.prefix}effective_decay/{name}"] = value
+                    out[key] = value
             at += 2 * count
         return out
 

@@ -189,7 +189,7 @@ def test_worker_that_dies_once_does_not_cost_its_file(tmp_path, capsys, monkeypa
     for name in ("a.py", "b.py", "c.py"):
         (tmp_path / name).write_text(MISTAKE)
     code, out, err = lint(capsys, "-j", "2", "--select", "WD101", str(tmp_path))
-    assert (code, err) == (1, "Found 3 findings in 3 files.\n")
+    assert code == 1 and err.startswith("Found 3 findings in 3 files.")
     assert found(out) == [("a.py", 2, "WD101"), ("b.py", 2, "WD101"), ("c.py", 2, "WD101")]
 
 

@@ -151,3 +151,8 @@ def test_deepspeed_partitioned_parameter_is_left_out_and_said():
     with pytest.warns(UserWarning, match="0.weight: DeepSpeed ZeRO-3 partitioned parameter; not logged"):
         stats = weight_stats(model, torch.optim.AdamW(model.parameters()))
     assert set(stats) == {"weight_norm/0.bias", "effective_decay/0.bias"}
+
+
+def test_model_without_trainable_parameters_gives_no_stats():
+    model = nn.Linear(2, 2).requires_grad_(False)
+    assert weight_stats(model, torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1)) == {}
