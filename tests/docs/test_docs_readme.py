@@ -227,8 +227,10 @@ def test_precommit_snippet_is_a_valid_config_for_this_hook_and_version(tmp_path)
     (repo,) = load_config(str(tmp_path / ".pre-commit-config.yaml"))["repos"]
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert [hook["id"] for hook in repo["hooks"]] == ["wd-lint"]
-    assert "wd-lint" in [hook["id"] for hook in hooks]
-    assert repo["rev"] == f"v{wd_guard.__version__}"
+    (shipped,) = [hook for hook in hooks if hook["id"] == "wd-lint"]
+    assert repo["hooks"][0]["entry"] == shipped["entry"]
+    assert repo["hooks"][0]["types"] == shipped["types"]
+    assert f"rev: v{wd_guard.__version__}" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_lightning_cli_snippet_is_what_the_example_config_uses():
