@@ -29,7 +29,8 @@ def weight_stats(model: nn.Module, optimizer: Union[Any, Sequence[Any]], *, per_
 
         ``weight_norm`` is the 2-norm of the whole parameter: under DDP every rank returns the
         same numbers; for FSDP2 / DTensor and FSDP1 parameters the local shards' squared norms
-        are summed across the process group (every rank must call this function).
+        are summed across the process group (every rank must call this function). DeepSpeed
+        ZeRO-3 partitioned parameters are left out, with a warning.
 
         ``effective_decay`` is the fraction of the weight that decay alone removes per step at
         the current learning rate, read from the optimizer's own state and step count and
