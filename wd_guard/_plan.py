@@ -37,6 +37,7 @@ class _Segments:
     segment: Tensor
     norm_keys: Tuple[str, ...]
     decay_keys: Tuple[str, ...]
+    singletons: bool  # one parameter per segment: no sums needed
 
 
 @dataclass
@@ -123,7 +124,8 @@ class StatsPlan:
         segment = [s for s, group in enumerate(members) for _ in group]
         norm_keys = tuple(f"{self.prefix}weight_norm/{n}" for n in names)
         decay_keys = tuple(f"{self.prefix}effective_decay/{n}" for n in names)
-        return _Segments(tuple(names), self._index(flat), self._index(segment), norm_keys, decay_keys)
+        singletons = all(len(group) == 1 for group in members)
+        return _Segments(tuple(names), self._index(flat), self._index(segment), norm_keys, decay_keys, singletons)
 
     def _group_totals(self) -> _Segments:
         names, members = [], []
@@ -287,6 +289,8 @@ def _aggregate(sq: Tensor, eff: Tensor, seg: _Segments) -> Tuple[Tensor, Tensor]
     """Norms of each segment and its norm-weighted effective decay (plain mean if all zero)."""
     count = len(seg.keys)
     sq_m, eff_m = sq.index_select(0, seg.member), eff.index_select(0, seg.member)
+    if seg.singletons:
+        return sq_m.sqrt(), eff_m
     den = sq.new_zeros(count).index_add_(0, seg.segment, sq_m)
     num = sq.new_zeros(count).index_add_(0, seg.segment, eff_m * sq_m)
     mean = sq.new_zeros(count).index_add_(0, seg.segment, eff_m) / sq.new_zeros(count).index_add_(0, seg.segment, torch.ones_like(sq_m))
