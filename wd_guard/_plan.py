@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from wd_guard import _decay
-from wd_guard._norms import SAMPLE_SIZE, Groups, Piece, all_reduce_rows, dense_flat, gather_columns, is_dense, sample_index, squared_norms
+from wd_guard._medians import SampleGather, lower_medians
+from wd_guard._norms import Groups, all_reduce_rows, gather_columns, squared_norms
 from wd_guard._sources import collect_sources
 from wd_guard.optimizers import fact_for_class
 
@@ -36,6 +37,7 @@ class _Segments:
     segment: Tensor
     norm_keys: Tuple[str, ...]
     decay_keys: Tuple[str, ...]
+    singletons: bool  # one parameter per segment: no sums needed
 
 
 @dataclass
@@ -92,7 +94,7 @@ class StatsPlan:
         self._reduce = self._reduce_rows()
         self.collective = bool(self._reduce)
         self._layout_key: Optional[tuple] = None
-        self._gathers: Dict[Tuple[str, str], _Gather] = {}
+        self._gathers: Dict[Tuple[str, str], SampleGather] = {}
 
     # ----------------------------------------------------------------- setup
 
@@ -122,7 +124,8 @@ class StatsPlan:
         segment = [s for s, group in enumerate(members) for _ in group]
         norm_keys = tuple(f"{self.prefix}weight_norm/{n}" for n in names)
         decay_keys = tuple(f"{self.prefix}effective_decay/{n}" for n in names)
-        return _Segments(tuple(names), self._index(flat), self._index(segment), norm_keys, decay_keys)
+        singletons = all(len(group) == 1 for group in members)
+        return _Segments(tuple(names), self._index(flat), self._index(segment), norm_keys, decay_keys, singletons)
 
     def _group_totals(self) -> _Segments:
         names, members = [], []
@@ -239,9 +242,10 @@ class StatsPlan:
         row_groups = [group_dicts[g] for g in rows.row_group] if family.state_cols else []
         cols.update(self._reduced_state_cols(rows, _decay.state_columns(family, list(zip(row_groups, states)), self.device, dtype)))
         if family.states:
-            samples = [self._samples(rows, states, key) for key in family.states]
+            gathers = [self._gather(rows, states, key) for key in family.states]
+            samples = [gather.run() for gather in gathers]
             x = samples[0] if family.combine is None else family.combine(samples, cols)
-            cols["x"] = self._medians(rows, x).to(dtype)
+            cols["x"] = self._medians(rows, x, gathers[0]).to(dtype)
         return family.rate(cols).to(torch.float64)
 
     def _reduced_state_cols(self, rows: _Rows, cols: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -254,18 +258,19 @@ class StatsPlan:
             cols[name] = torch.where(torch.isinf(filled) & (filled < 0), torch.nan, filled)
         return cols
 
-    def _samples(self, rows: _Rows, states: List[Optional[Dict[str, Any]]], key: str) -> Tensor:
-        """``[rows, SAMPLE_SIZE]`` samples of state ``key``, NaN-padded, gathered into one buffer."""
+    def _gather(self, rows: _Rows, states: List[Optional[Dict[str, Any]]], key: str) -> SampleGather:
+        """The gather of state ``key``'s samples for these rows, rebuilt when its tensors change."""
         tensors = [state.get(key) if state else None for state in states]
         gather = self._gathers.get((rows.family.name, key))
         if gather is None or len(gather.tensors) != len(tensors) or any(a is not b for a, b in zip(gather.tensors, tensors)):
-            gather = _Gather(tensors, [self.sources[k].piece for k in rows.params], self.device)
+            gather = SampleGather(tensors, [self.sources[k].piece for k in rows.params], self.device)
             self._gathers[(rows.family.name, key)] = gather
-        return gather.run()
+        return gather
 
-    def _medians(self, rows: _Rows, x: Tensor) -> Tensor:
+    def _medians(self, rows: _Rows, x: Tensor, gather: SampleGather) -> Tensor:
+        """Each row's lower median; sharded rows over the samples of every shard together."""
         if not rows.sharded:
-            return torch.nanmedian(x, dim=1).values
+            return lower_medians(x, gather)
         out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
         if rows.local is not None and rows.local.numel():
             out.index_copy_(0, rows.local, torch.nanmedian(x.index_select(0, rows.local), dim=1).values)
@@ -273,39 +278,6 @@ class StatsPlan:
             gathered = gather_columns(x.index_select(0, index), groups)
             out.index_copy_(0, index, torch.nanmedian(gathered, dim=1).values)
         return out
-
-
-class _Gather:
-    """Copies the fixed sample of each row's state tensor into row ``i`` of a NaN-padded buffer.
-
-    Built when the state tensors change identity (first steps, a restored checkpoint); the
-    flat views and index tensors are reused as long as the optimizer updates them in place.
-    """
-
-    def __init__(self, tensors: List[Optional[Tensor]], pieces: List[Piece], device: torch.device) -> None:
-        self.tensors = tensors
-        self.buffer = torch.full((len(tensors), SAMPLE_SIZE), float("nan"), device=device)
-        self.rows = []
-        for row, (tensor, piece) in enumerate(zip(tensors, pieces)):
-            if tensor is None:
-                continue  # no state yet: the row stays NaN and yields no value
-            local = piece.local(tensor)
-            index = sample_index(local)
-            # A view stays live; a layout that dense_flat must copy is flattened on every run.
-            flat = dense_flat(local) if local.is_contiguous() or is_dense(local) else None
-            count = local.numel() if index is None else index.numel()
-            self.rows.append((local, flat, index, self.buffer[row, :count]))
-
-    def run(self) -> Tensor:
-        for local, flat, index, out in self.rows:
-            flat = dense_flat(local) if flat is None else flat
-            if index is None:
-                out.copy_(flat)
-            elif flat.dtype == out.dtype and flat.device == out.device:
-                torch.index_select(flat, 0, index, out=out)
-            else:
-                out.copy_(flat.index_select(0, index))
-        return self.buffer
 
 
 def _scalar_dtype(device: torch.device) -> torch.dtype:
@@ -317,6 +289,8 @@ def _aggregate(sq: Tensor, eff: Tensor, seg: _Segments) -> Tuple[Tensor, Tensor]
     """Norms of each segment and its norm-weighted effective decay (plain mean if all zero)."""
     count = len(seg.keys)
     sq_m, eff_m = sq.index_select(0, seg.member), eff.index_select(0, seg.member)
+    if seg.singletons:
+        return sq_m.sqrt(), eff_m
     den = sq.new_zeros(count).index_add_(0, seg.segment, sq_m)
     num = sq.new_zeros(count).index_add_(0, seg.segment, eff_m * sq_m)
     mean = sq.new_zeros(count).index_add_(0, seg.segment, eff_m) / sq.new_zeros(count).index_add_(0, seg.segment, torch.ones_like(sq_m))

@@ -1,4 +1,4 @@
-"""The sampled median: which elements it reads, and its measured error bound (rank within 0.05)."""
+"""The sampled median: which elements it reads, and its measured error bound (rank within 0.06)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import nn  # noqa: E402
 from wd_guard._norms import SAMPLE_SIZE, dense_flat, sample, sample_index  # noqa: E402
 from wd_guard.stats import weight_stats  # noqa: E402
 
-BOUND = 0.05  # the bound the weight_stats docstring states
+BOUND = 0.06  # the bound the weight_stats docstring states
 
 
 def _rank_error(values: torch.Tensor, estimate: float) -> float:
@@ -88,3 +88,21 @@ def test_effective_decay_median_within_bound_on_real_adam_state():
         assert error <= (BOUND if param.numel() > SAMPLE_SIZE else 1 / param.numel() + 1e-9), name
         checked += param.numel() > SAMPLE_SIZE
     assert checked == 5  # embedding, attention in/out projections, two feed-forward weights
+
+
+@pytest.mark.parametrize("selection", ["numpy", "torch"])
+def test_padded_rows_give_the_lower_median_of_their_values(selection, monkeypatch):
+    from wd_guard import _medians
+    from wd_guard._norms import Piece
+
+    if selection == "torch":
+        monkeypatch.setattr(_medians, "numpy", None)  # the path accelerators take
+    generator = torch.Generator().manual_seed(0)
+    sizes = [1, 2, 7, 64, 513, 1023, 1024, 5000]
+    tensors = [torch.rand(n, generator=generator) for n in sizes] + [None]
+    gather = _medians.SampleGather(tensors, [Piece()] * len(tensors), torch.device("cpu"))
+    medians = _medians.lower_medians(gather.run(), gather)
+    for row, tensor in enumerate(tensors[:-1]):
+        expected = torch.nanmedian(sample(tensor)).item()  # torch's median is the lower one
+        assert medians[row].item() == expected, sizes[row]
+    assert math.isnan(medians[-1].item())  # no state yet: no value
