@@ -23,7 +23,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple
 
 from wd_guard.catalogue import iter_rules
 
@@ -219,7 +219,3 @@ def _describe(value: Any) -> str:
     text = text if len(text) <= 60 else text[:57] + "..."
     return f"{type(value).__name__} {text}"
 
-
-def describe_codes(codes: Sequence[str]) -> str:
-    """A short, stable list of codes for messages."""
-    return ", ".join(sorted(codes)) or "none"

@@ -2,14 +2,53 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
 
 from wd_guard.catalogue import Severity, get_rule
 
 
 @dataclass(frozen=True)
+class Edit:
+    """Replace ``text[start:end]`` (character offsets into the file's decoded text) by ``content``."""
+
+    start: int
+    end: int
+    content: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A rewrite offered with a diagnostic.
+
+    ``unsafe`` fixes change what the code does (all of wd-lint's do: they change how or where
+    decay applies), so they are applied only with ``--unsafe-fixes`` and shown as available
+    otherwise. The edits never overlap and are sorted by position.
+    """
+
+    title: str
+    edits: Tuple[Edit, ...]
+    unsafe: bool = True
+
+    def apply(self, text: str) -> str:
+        """``text`` with the edits made."""
+        for edit in sorted(self.edits, key=lambda e: e.start, reverse=True):
+            text = text[: edit.start] + edit.content + text[edit.end :]
+        return text
+
+    @property
+    def span(self) -> Tuple[int, int]:
+        """The smallest range that holds every edit."""
+        return min(e.start for e in self.edits), max(e.end for e in self.edits)
+
+
+@dataclass(frozen=True)
 class Diagnostic:
-    """A rule's finding at a place in a file. Lines and columns are 1-based."""
+    """A rule's finding at a place in a file. Lines and columns are 1-based.
+
+    ``fix`` is the rewrite the rule offers for this finding, if any; it does not take part in
+    comparisons.
+    """
 
     code: str
     message: str
@@ -18,6 +57,7 @@ class Diagnostic:
     end_line: int
     end_column: int
     path: str = ""
+    fix: Optional[Fix] = field(default=None, compare=False, repr=False)
 
     @property
     def severity(self) -> Severity:

@@ -3,8 +3,9 @@
 libcst's native parser recurses on the machine stack: a few thousand nested brackets make it
 overflow and kill the process, and deep nesting can take minutes. Each worker therefore runs
 the engine on a thread with a large stack and a high recursion limit, the parent waits for
-each file at most ``timeout`` seconds, and a worker that dies or hangs is replaced; its file
-is reported with the reason. ``processes=0`` analyses in this process (no isolation).
+each file at most ``timeout`` seconds, and a worker that dies or hangs is replaced. A file
+whose worker died is tried once more on a fresh one (the death may have had another cause),
+then reported with the reason. ``processes=0`` analyses in this process (no isolation).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Set, Tuple
 
 from wd_guard.lint.diagnostic import Diagnostic
 
@@ -131,14 +132,19 @@ def call_with_deep_stack(function: Callable[..., Any], *args: Any) -> Any:
         previous_size = threading.stack_size(STACK_SIZE)
     except (ValueError, RuntimeError):  # a platform without adjustable stacks: plain call
         return function(*args)
+    thread = threading.Thread(target=target, name="wd-lint-analyse", daemon=True)
     sys.setrecursionlimit(max(previous_limit, RECURSION_LIMIT))
     try:
-        thread = threading.Thread(target=target, name="wd-lint-analyse", daemon=True)
         thread.start()
+    except RuntimeError:  # no memory for such a stack (a tight ulimit): plain call
+        sys.setrecursionlimit(previous_limit)
+        return function(*args)
     finally:
         threading.stack_size(previous_size)
-    thread.join()
-    sys.setrecursionlimit(previous_limit)
+    try:
+        thread.join()
+    finally:
+        sys.setrecursionlimit(previous_limit)
     ok, value = results[0]
     if ok:
         return value
@@ -215,15 +221,24 @@ class _Pool:
         self.size, self.timeout = size, timeout
         self.context = _context()
         self.workers: List[_Worker] = []
+        # A worker can die for reasons of its own (the OOM killer); its job gets one more try.
+        self.retry: List[Job] = []
+        self.retried: Set[int] = set()
 
     def run(self, jobs: Iterator[Job]) -> Iterator[Tuple[Job, Outcome]]:
         exhausted = False
         while True:
-            exhausted = exhausted or self._dispatch(jobs)
+            if not exhausted or self.retry:
+                exhausted = self._dispatch(jobs) and not self.retry
             busy = [worker for worker in self.workers if worker.job is not None]
             if not busy:
                 return
-            yield from self._collect(busy)
+            for job, outcome in self._collect(busy):
+                if outcome.problem is not None and outcome.problem.kind == CRASH and id(job) not in self.retried:
+                    self.retried.add(id(job))
+                    self.retry.append(job)
+                else:
+                    yield job, outcome
 
     def _dispatch(self, jobs: Iterator[Job]) -> bool:
         """Give every idle worker (starting new ones up to ``size``) a job; True when none are left."""
@@ -231,7 +246,7 @@ class _Pool:
             idle = next((worker for worker in self.workers if worker.job is None), None)
             if idle is None and len(self.workers) >= self.size:
                 return False
-            job = next(jobs, None)
+            job = self.retry.pop() if self.retry else next(jobs, None)
             if job is None:
                 return True
             self._send(idle, job)

@@ -44,12 +44,13 @@ def string_value(expr: cst.CSTNode) -> Optional[str]:
 class Scope:
     """The names one module, function, class or comprehension binds."""
 
-    __slots__ = ("parent", "kind", "imports", "others", "globals", "nonlocals")
+    __slots__ = ("parent", "kind", "imports", "import_nodes", "others", "globals", "nonlocals")
 
     def __init__(self, parent: Optional["Scope"], kind: str) -> None:
         self.parent = parent
         self.kind = kind  # "module", "function", "class" or "comprehension"
         self.imports: Dict[str, Set[str]] = {}
+        self.import_nodes: Dict[str, List[Tuple[cst.CSTNode, cst.ImportAlias]]] = {}
         self.others: Dict[str, List[Optional[cst.CSTNode]]] = {}
         self.globals: Set[str] = set()
         self.nonlocals: Set[str] = set()
@@ -80,10 +81,10 @@ class NameTable:
             if full is None:
                 continue
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                self._import(alias.asname.name.value, full, scope)
+                self._import(alias.asname.name.value, full, scope, (node, alias))
             else:
                 head = full.split(".", 1)[0]
-                self._import(head, head, scope)
+                self._import(head, head, scope, (node, alias))
 
     def add_import_from(self, node: cst.ImportFrom, scope: Scope) -> None:
         base = dotted(node.module) if node.module is not None else ""
@@ -96,10 +97,13 @@ class NameTable:
             if name is None:
                 continue
             asname = alias.asname.name if alias.asname is not None else None
-            self._import(asname.value if isinstance(asname, cst.Name) else name, f"{module}.{name}", scope)
+            local = asname.value if isinstance(asname, cst.Name) else name
+            self._import(local, f"{module}.{name}", scope, (node, alias))
 
-    def _import(self, local: str, qualified: str, scope: Scope) -> None:
-        self._target(local, scope).imports.setdefault(local, set()).add(qualified)
+    def _import(self, local: str, qualified: str, scope: Scope, where: Tuple[cst.CSTNode, cst.ImportAlias]) -> None:
+        target = self._target(local, scope)
+        target.imports.setdefault(local, set()).add(qualified)
+        target.import_nodes.setdefault(local, []).append(where)
         self._imported.add(local)
 
     def bind(self, name: str, scope: Scope, value: Optional[cst.CSTNode] = None) -> None:
@@ -237,6 +241,25 @@ class Names:
         if found is None or not isinstance(found[0], cst.BaseExpression):
             return None
         return found[1].qualified(found[0], _depth + 1)
+
+    def import_of(self, name: str) -> Optional[Tuple[cst.CSTNode, cst.ImportAlias]]:
+        """The import statement and alias that bind ``name`` as seen from here, when one
+        import (and nothing else) binds it."""
+        owner = self._owner(name)
+        if owner is None or name in owner.others:
+            return None
+        found = owner.import_nodes.get(name, [])
+        return found[0] if len(found) == 1 else None
+
+    def local_name_for(self, qualified: str) -> Optional[str]:
+        """A name visible from here that an import binds to ``qualified``, if any."""
+        scope: Optional[Scope] = self.scope
+        while scope is not None:
+            for name, targets in scope.imports.items():
+                if targets == {qualified} and self._owner(name) is scope and name not in scope.others:
+                    return name
+            scope = scope.parent
+        return None
 
     def star_candidates(self, expr: cst.BaseExpression) -> Tuple[str, ...]:
         """Qualified names an unbound ``expr`` may have come from through star imports."""

@@ -176,7 +176,8 @@ def sarif_log(diagnostics: Sequence[Diagnostic], problems: Sequence[Problem]) ->
         }
         for p in problems
     ]
-    driver = {"name": "wd-lint", "version": __version__, "semanticVersion": __version__, "rules": [sarif_rule(r) for r in rules]}
+    driver = {"name": "wd-lint", "version": __version__, "semanticVersion": __version__}
+    driver["rules"] = [sarif_rule(rule) for rule in rules]
     run = {
         "tool": {"driver": driver},
         "columnKind": "unicodeCodePoints",

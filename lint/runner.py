@@ -103,7 +103,10 @@ def lint_files(paths: Iterable[str], options: Options) -> Report:
 def _jobs(paths: Iterable[str], options: Options, report: Report) -> Iterator[Job]:
     for path in paths:
         report.files += 1
-        prepared = prepare(path, options)
+        try:
+            prepared = prepare(path, options)
+        except Exception as exc:  # a bug or an exhausted machine: this file, not the run
+            prepared = Problem(path, isolate.INTERNAL, f"internal error while reading: {type(exc).__name__}: {exc}")
         if isinstance(prepared, Job):
             report.analysed += 1
             yield prepared

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import libcst as cst
 
 from wd_guard.catalogue import Rule, get_rule
 from ..names import NameTable
+from ..vocabulary import matches
 
 T = TypeVar("T")
 
@@ -34,31 +35,50 @@ class Invalid:
 
 
 @dataclass(frozen=True)
-class Edit:
-    """Replace ``source[start:end]`` (character offsets into the file's text) by ``content``."""
+class Replace:
+    """Replace the code of ``node`` by ``content``: text, or a new node whose code is
+    generated in the place of the old one (with that place's indentation)."""
 
-    start: int
-    end: int
-    content: str
+    node: cst.CSTNode
+    content: Union[str, cst.CSTNode]
 
 
 @dataclass(frozen=True)
-class Fix:
-    """A rewrite offered with a diagnostic; ``unsafe`` fixes change what the code does."""
+class InsertLines:
+    """Insert whole lines (``text`` ends with a newline) after the lines of ``anchor``, or
+    before them when ``before`` is set."""
+
+    anchor: cst.CSTNode
+    text: str
+    before: bool = False
+
+
+@dataclass(frozen=True)
+class DeleteLines:
+    """Delete the lines of ``node``, when they hold nothing else (otherwise leave them)."""
+
+    node: cst.CSTNode
+
+
+Change = Union[Replace, InsertLines, DeleteLines]
+
+
+@dataclass(frozen=True)
+class FixPlan:
+    """A fix in terms of nodes; the engine turns it into text edits once positions are known."""
 
     title: str
-    edits: Tuple[Edit, ...]
-    unsafe: bool = True
+    changes: Tuple[Change, ...]
 
 
 @dataclass(frozen=True)
 class Report:
     """A rule's finding before the engine locates it: the node, the message's values and a
-    builder for the fix (called only when fixes are wanted)."""
+    builder for the fix, if the rule offers one."""
 
     node: cst.CSTNode
     values: Mapping[str, object] = field(default_factory=dict)
-    fix: Optional[Callable[["FileContext"], Optional[Fix]]] = None
+    fix: Optional[Callable[[], Optional[FixPlan]]] = None
 
 
 class FileContext:
@@ -70,6 +90,8 @@ class FileContext:
         self.names = names
         self._nodes = nodes
         self._shared: Dict[Callable[..., Any], Any] = {}
+        self.text: Optional[str] = None  # the source text, when the engine has it
+        self.statement_lines: Optional[List[int]] = None  # first line of each top-level statement
 
     def nodes(self, node_type: Type[cst.CSTNode]) -> Sequence[cst.CSTNode]:
         """Every node of ``node_type`` in the file, in source order (the type must be one a
@@ -91,8 +113,9 @@ class LintRule(abc.ABC):
     """Base of every static rule.
 
     ``NODES`` names the node types the rule reads (collected in the engine's single walk);
-    ``VOCABULARY`` is what the raw bytes of a file must contain for the rule to possibly fire:
-    every group must be matched by one of its words.
+    ``VOCABULARY`` is what the raw bytes of a file must contain for the rule to possibly fire
+    (every group must be matched by one of its words): the rule's entry in
+    ``vocabulary.BY_CODE``, which the pre-filter reads without loading any rule.
     """
 
     CODE: ClassVar[str]
@@ -112,15 +135,8 @@ class LintRule(abc.ABC):
     @classmethod
     def might_fire(cls, source: bytes) -> bool:
         """Whether ``source`` contains this rule's vocabulary."""
-        return all(any(word in source for word in group) for group in cls.VOCABULARY)
+        return matches(cls.VOCABULARY, source)
 
     @abc.abstractmethod
     def check(self) -> Iterator[Report]:
         """Yield a report for each finding in ``self.ctx``."""
-
-
-def words(*names: str) -> Tuple[bytes, ...]:
-    """A vocabulary group: the words, minus those that contain another word of the group
-    (a text holding ``AdamW`` holds ``Adam``), in a stable order."""
-    unique = list(dict.fromkeys(name.encode() for name in names))
-    return tuple(word for word in unique if not any(other != word and other in word for other in unique))

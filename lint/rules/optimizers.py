@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Iterator, Optional
 
 import libcst as cst
@@ -9,8 +10,10 @@ import libcst as cst
 from wd_guard.optimizers import DecayKind
 
 from ..names import Names
-from .base import Invalid, LintRule, Report, words
-from .sites import DECAYING, Group, Site, class_names, optimizer_sites
+from ..vocabulary import BY_CODE, DECAYING
+from .base import Invalid, LintRule, Report
+from .fixes import decouple, use_param_groups
+from .sites import Group, Site, optimizer_sites
 
 
 class CoupledDecayAdaptive(LintRule):
@@ -18,7 +21,7 @@ class CoupledDecayAdaptive(LintRule):
 
     CODE = "WD101"
     NODES = (cst.Call,)
-    VOCABULARY = (words(*class_names(DecayKind.COUPLED_ADAPTIVE)),)
+    VOCABULARY = BY_CODE[CODE]
     VALID = (
         "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3)\n",
@@ -39,22 +42,55 @@ class CoupledDecayAdaptive(LintRule):
             line=2,
             fixed="import torch\nopt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)\n",
         ),
-        Invalid("from torch.optim import Adam as A\nopt = A(params, 1e-3, (0.9, 0.999), 1e-8, 1e-2)\n", line=2),
+        Invalid(
+            "from torch.optim import Adam as A\nopt = A(params, 1e-3, (0.9, 0.999), 1e-8, 1e-2)\n",
+            line=2,
+            fixed="from torch.optim import AdamW\nopt = AdamW(params, 1e-3, (0.9, 0.999), 1e-8, 1e-2)\n",
+        ),
+        Invalid(
+            "from torch.optim import Adam, SGD\nfast = Adam(head, weight_decay=1e-4)\nslow = Adam(body)\n",
+            line=2,
+            fixed="from torch.optim import Adam, AdamW, SGD\nfast = AdamW(head, weight_decay=1e-4)\nslow = Adam(body)\n",
+        ),
+        Invalid(
+            "from torch.optim import AdamW\nfrom torch.optim import SGD, Adam\nopt = Adam(params, weight_decay=1e-4)\n",
+            fixed="from torch.optim import AdamW\nfrom torch.optim import SGD\nopt = AdamW(params, weight_decay=1e-4)\n",
+        ),
         Invalid("import torch.optim as optim\nopt = optim.RMSprop(params, lr=1e-2, weight_decay=self.hparams.weight_decay)\n"),
         Invalid("from torch import optim\nopt = optim.Adagrad(params, weight_decay=cfg.wd)\n"),
-        Invalid("import torch\nopt = torch.optim.Adam([{'params': a, 'weight_decay': wd}, {'params': b, 'weight_decay': 0.0}])\n"),
-        Invalid("import functools, torch\nmake = functools.partial(torch.optim.Adam, lr=1e-3, weight_decay=1e-4)\n"),
-        Invalid("from functools import partial\nfrom torch.optim import Adam\nmake = partial(Adam, lr=1e-3)\nopt = make(params, weight_decay=1e-4)\n", line=4),
-        Invalid("import torch\nopt = torch.optim.RAdam(params, weight_decay=0.1, decoupled_weight_decay=False)\n"),
-        Invalid("import torch\nopt = torch.optim.Adam(params, weight_decay=0.1, decoupled_weight_decay=False)\n"),
+        Invalid(
+            "import torch\nopt = torch.optim.Adam([{'params': a, 'weight_decay': wd}, {'params': b}])\n",
+            fixed="import torch\nopt = torch.optim.AdamW([{'params': a, 'weight_decay': wd}, {'params': b}], weight_decay=0.0)\n",
+        ),
+        Invalid(
+            "import functools, torch\nmake = functools.partial(torch.optim.Adam, lr=1e-3, weight_decay=1e-4)\n",
+            fixed="import functools, torch\nmake = functools.partial(torch.optim.AdamW, lr=1e-3, weight_decay=1e-4)\n",
+        ),
+        Invalid(
+            "from functools import partial\nfrom torch.optim import Adam\nmake = partial(Adam, lr=1e-3)\nopt = make(params, weight_decay=1e-4)\n",
+            line=4,
+            fixed="from functools import partial\nfrom torch.optim import AdamW\nmake = partial(AdamW, lr=1e-3)\nopt = make(params, weight_decay=1e-4)\n",
+        ),
+        Invalid(
+            "import torch\nopt = torch.optim.RAdam(params, weight_decay=0.1, decoupled_weight_decay=False)\n",
+            fixed="import torch\nopt = torch.optim.RAdam(params, weight_decay=0.1, decoupled_weight_decay=True)\n",
+        ),
+        Invalid(
+            "import torch\nopt = torch.optim.NAdam(\n    params,\n    weight_decay=1e-4,  # from the paper\n)\n",
+            line=2,
+            fixed="import torch\nopt = torch.optim.NAdam(\n    params,\n    weight_decay=1e-4,  # from the paper\n    decoupled_weight_decay=True,\n)\n",
+        ),
         Invalid("import torch\ndef build(params, wd):\n    return torch.optim.Adamax(params, weight_decay=wd, **extra)\n", line=3),
-        Invalid("from torch.optim import *\nopt = NAdam(params, lr=2e-3, weight_decay=1e-4)\n"),
+        Invalid(
+            "from torch.optim import *\nopt = NAdam(params, lr=2e-3, weight_decay=1e-4)\n",
+            fixed="from torch.optim import *\nopt = NAdam(params, lr=2e-3, weight_decay=1e-4, decoupled_weight_decay=True)\n",
+        ),
     )
 
     def check(self) -> Iterator[Report]:
         for site in self.ctx.shared(optimizer_sites):
             if any(site.kind(group) is DecayKind.COUPLED_ADAPTIVE and site.decays(group) for group in site.scopes()):
-                yield Report(site.call, {"optimizer": site.name})
+                yield Report(site.call, {"optimizer": site.name}, fix=functools.partial(decouple, site, self.ctx))
 
 
 class BlanketDecay(LintRule):
@@ -62,7 +98,7 @@ class BlanketDecay(LintRule):
 
     CODE = "WD210"
     NODES = (cst.Call,)
-    VOCABULARY = (words(*class_names(*DECAYING)), (b"parameters",))
+    VOCABULARY = BY_CODE[CODE]
     VALID = (
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3)\n",
         "import torch\nopt = torch.optim.AdamW(model.parameters(), weight_decay=0.0)\n",
@@ -74,11 +110,30 @@ class BlanketDecay(LintRule):
         "import torch\nopt = torch.optim.SGD(model.named_parameters(), lr=0.1, weight_decay=5e-4)\n",
     )
     INVALID = (
-        Invalid("import torch\nopt = torch.optim.AdamW(model.parameters(), lr=3e-4)\n", line=2),
-        Invalid("import torch\nopt = torch.optim.SGD(self.parameters(), lr=0.1, weight_decay=5e-4)\n"),
-        Invalid("import torch\nopt = torch.optim.AdamW(\n    self.model.parameters(),\n    lr=3e-4,\n)\n", line=3),
-        Invalid("import torch\nopt = torch.optim.AdamW(filter(lambda p: p.requires_grad, net.parameters()), lr=1e-4)\n"),
-        Invalid("import torch\nopt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-4)\n"),
+        Invalid(
+            "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=3e-4)\n",
+            line=2,
+            fixed="import torch\nimport wd_guard\nopt = torch.optim.AdamW(wd_guard.param_groups(model, weight_decay=0.01), lr=3e-4)\n",
+        ),
+        Invalid(
+            '"""Train."""\nfrom torch import optim\n\n\ndef build(self):\n    return optim.SGD(self.parameters(), lr=0.1, weight_decay=5e-4)\n',
+            line=6,
+            fixed='"""Train."""\nfrom torch import optim\nimport wd_guard\n\n\ndef build(self):\n'
+            "    return optim.SGD(wd_guard.param_groups(self, weight_decay=5e-4), lr=0.1)\n",
+        ),
+        Invalid(
+            "import torch\nopt = torch.optim.AdamW(\n    self.model.parameters(),\n    lr=3e-4,\n)\n",
+            line=3,
+            fixed="import torch\nimport wd_guard\nopt = torch.optim.AdamW(\n    wd_guard.param_groups(self.model, weight_decay=0.01),\n    lr=3e-4,\n)\n",
+        ),
+        Invalid(
+            "import torch\nimport wd_guard\nopt = torch.optim.AdamW(filter(lambda p: p.requires_grad, net.parameters()), lr=1e-4)\n",
+            fixed="import torch\nimport wd_guard\nopt = torch.optim.AdamW(wd_guard.param_groups(net, weight_decay=0.01), lr=1e-4)\n",
+        ),
+        Invalid(
+            "from wd_guard import param_groups\nimport torch\nopt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], 0.1, 0.9, 0, 1e-4)\n",
+            fixed="from wd_guard import param_groups\nimport torch\nopt = torch.optim.SGD(param_groups(net, weight_decay=1e-4), 0.1, 0.9, 0)\n",
+        ),
         Invalid("import torch\nparams = list(model.parameters())\nopt = torch.optim.SGD(params, 0.1, 0.9, 0, 1e-4)\n", line=3),
         Invalid("import torch\nopt = torch.optim.AdamW([{'params': model.backbone.parameters(), 'lr': 1e-5}], lr=1e-3)\n"),
     )
@@ -89,7 +144,8 @@ class BlanketDecay(LintRule):
                 source = blanket_source(params, site.names)
                 if source is not None and site.decays(group):
                     values = {"call": self.ctx.code(source), "optimizer": site.name, "weight_decay": site.decay_text(group, self.ctx)}
-                    yield Report(params, values)
+                    fix = functools.partial(use_param_groups, site, source, self.ctx) if group is None and _inline(params, source, site.names) else None
+                    yield Report(params, values, fix)
 
 
 def _params_of(site: Site) -> Iterator[tuple]:
@@ -102,6 +158,11 @@ def _params_of(site: Site) -> Iterator[tuple]:
     for group in site.groups:
         if not group.open and group.params is not None and "weight_decay" not in group.options:
             yield group, group.params
+
+
+def _inline(params: cst.BaseExpression, source: cst.Call, names: Names) -> bool:
+    """Whether the parameters are written in the call itself, not through a variable."""
+    return names.follow(params) is params
 
 
 def blanket_source(expr: cst.BaseExpression, names: Names) -> Optional[cst.Call]:
@@ -169,7 +230,7 @@ class ExcessiveDecay(LintRule):
 
     CODE = "WD302"
     NODES = (cst.Call,)
-    VOCABULARY = (words(*class_names(*DECAYING)),)
+    VOCABULARY = BY_CODE[CODE]
     THRESHOLD = 0.1
     VALID = (
         "import torch\nopt = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=5e-4)\n",

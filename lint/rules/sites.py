@@ -15,9 +15,10 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
-from wd_guard.optimizers import OPTIMIZERS, DecayKind, OptimizerFact, lookup
+from wd_guard.optimizers import DecayKind, OptimizerFact, lookup
 
 from ..names import Names, string_value
+from ..vocabulary import DECAYING, class_names
 from .base import FileContext
 
 PARTIAL = "functools.partial"
@@ -26,19 +27,6 @@ WEIGHT_DECAY = "weight_decay"
 LR = "lr"
 
 
-def class_names(*kinds: DecayKind, adaptive: Optional[bool] = None) -> Tuple[str, ...]:
-    """Class names (as written in code) of the known optimizers of the given decay kinds."""
-    return tuple(
-        dict.fromkeys(
-            name.rsplit(".", 1)[-1]
-            for fact in OPTIMIZERS
-            if (not kinds or fact.decay in kinds) and (adaptive is None or fact.adaptive == adaptive)
-            for name in (fact.name, *fact.aliases)
-        )
-    )
-
-
-DECAYING = (DecayKind.COUPLED_ADAPTIVE, DecayKind.DECOUPLED, DecayKind.L2)
 _CLASS_NAMES = frozenset(class_names())
 
 
@@ -74,6 +62,12 @@ class Site:
     arguments: Dict[str, cst.Arg]
     open: bool  # ``*args`` or ``**kwargs``: options the code does not show
     groups: Optional[List[Group]] = None  # inline param groups, or None
+    origin: Optional[cst.Call] = None  # the call that holds ``func``, when it is not ``call``
+
+    @property
+    def holder(self) -> cst.Call:
+        """The call whose arguments include ``func`` or whose callee it is."""
+        return self.origin or self.call
 
     @property
     def name(self) -> str:
@@ -208,7 +202,9 @@ def _through_partial(call: cst.Call, names: Names) -> Tuple[Optional[Site], Opti
     parts = _partial_parts(partial, names)
     if parts is None:
         return None, None
-    return _site(call, parts[0], parts[1], names, (*partial.args[1:], *call.args)), partial
+    site = _site(call, parts[0], parts[1], names, (*partial.args[1:], *call.args))
+    site.origin = partial
+    return site, partial
 
 
 def _site(call: cst.Call, func: cst.BaseExpression, fact: OptimizerFact, names: Names, args: Sequence[cst.Arg]) -> Site:
@@ -216,6 +212,21 @@ def _site(call: cst.Call, func: cst.BaseExpression, fact: OptimizerFact, names: 
     params = arguments.get(PARAMS)
     groups = _groups(params.value, names) if params is not None else None
     return Site(call, func, fact, names, arguments, open_, groups)
+
+
+PARAM_GROUPS = ("wd_guard.param_groups", "wd_guard.groups.param_groups")
+
+
+def _helper_groups(value: cst.BaseExpression, names: Names) -> Optional[List[Group]]:
+    """The decay and no-decay groups of ``wd_guard.param_groups(model, weight_decay=...)``."""
+    if not isinstance(value, cst.Call) or names.qualified(value.func) not in PARAM_GROUPS:
+        return None
+    decay = next((arg.value for arg in value.args if arg.keyword is not None and arg.keyword.value == WEIGHT_DECAY), None)
+    if decay is None and len(value.args) > 1 and value.args[1].keyword is None and not value.args[1].star:
+        decay = value.args[1].value
+    if decay is None:
+        return None
+    return [Group(value, {WEIGHT_DECAY: decay}), Group(value, {WEIGHT_DECAY: cst.Float("0.0")})]
 
 
 def _bind(fact: OptimizerFact, args: Sequence[cst.Arg]) -> Tuple[Dict[str, cst.Arg], bool]:
@@ -243,6 +254,9 @@ def _bind(fact: OptimizerFact, args: Sequence[cst.Arg]) -> Tuple[Dict[str, cst.A
 def _groups(params: cst.BaseExpression, names: Names) -> Optional[List[Group]]:
     """The param groups when ``params`` is (or is bound once to) a literal list of dicts."""
     value = names.follow(params)
+    helper = _helper_groups(value, names)
+    if helper is not None:
+        return helper
     if isinstance(value, (cst.ListComp, cst.GeneratorExp)):
         group = _group(value.elt, names)
         return [group] if group is not None else None

@@ -7,10 +7,11 @@ with its path and a reason, exit status 2, and every other file is still linted.
 
 from __future__ import annotations
 
+import ctypes
+import faulthandler
 import multiprocessing
 import os
 import random
-import signal
 
 import pytest
 
@@ -148,20 +149,48 @@ def forked(monkeypatch):
     monkeypatch.setattr(isolate, "_context", lambda: multiprocessing.get_context("fork"))
 
 
+def segfault() -> None:
+    """A real memory fault in the calling thread, as a native parser's stack overflow causes."""
+    faulthandler.disable()
+    ctypes.string_at(0)
+
+
 def test_parser_crash_costs_one_file_not_the_run(tmp_path, capsys, monkeypatch, forked):
     real = engine.lint_source
+    attempts = tmp_path / "attempts"
+    attempts.mkdir()
 
     def crash_on(source, path="<string>", *, select=None):
         if path.endswith("crash.py"):
-            os.kill(os.getpid(), signal.SIGSEGV)
+            (attempts / str(os.getpid())).touch()
+            segfault()
         return real(source, path, select=select)
 
     monkeypatch.setattr(engine, "lint_source", crash_on)
     for name in ("a.py", "crash.py", "z.py"):
         (tmp_path / name).write_text(MISTAKE)
     code, out, err = lint(capsys, "-j", "1", "--select", "WD101", str(tmp_path))
-    assert code == 2 and found(out) == [("a.py", 2, "WD101"), ("z.py", 2, "WD101")]
+    assert code == 2 and found(out) == [("a.py", 2, "WD101"), ("z.py", 2, "WD101")], (out, err)
     assert "crash.py: error: the parser crashed (killed by SIGSEGV; the file is probably nested too deeply)" in err
+    assert len(list(attempts.iterdir())) == 2  # tried once more, in a fresh worker
+
+
+def test_worker_that_dies_once_does_not_cost_its_file(tmp_path, capsys, monkeypatch, forked):
+    real = engine.lint_source
+    marker = tmp_path / "died-once"
+
+    def die_once(source, path="<string>", *, select=None):
+        if path.endswith("b.py") and not marker.exists():
+            marker.touch()
+            os._exit(137)  # as if the OOM killer had struck
+        return real(source, path, select=select)
+
+    monkeypatch.setattr(engine, "lint_source", die_once)
+    for name in ("a.py", "b.py", "c.py"):
+        (tmp_path / name).write_text(MISTAKE)
+    code, out, err = lint(capsys, "-j", "2", "--select", "WD101", str(tmp_path))
+    assert code == 1 and err.startswith("Found 3 findings in 3 files.")
+    assert found(out) == [("a.py", 2, "WD101"), ("b.py", 2, "WD101"), ("c.py", 2, "WD101")]
 
 
 def test_internal_error_is_reported_per_file(tmp_path, capsys, good, monkeypatch):
@@ -177,6 +206,21 @@ def test_internal_error_is_reported_per_file(tmp_path, capsys, good, monkeypatch
     code, out, err = lint(capsys, "-j", "0", str(tmp_path))
     assert code == 2 and ("good.py", 2, "WD101") in found(out)
     assert "odd.py: error: internal error while analysing: KeyError: 'surprise'" in err
+
+
+def test_failure_while_reading_is_reported_per_file(tmp_path, capsys, good, monkeypatch):
+    real = runner.decode_source
+
+    def fail_on(path, data):
+        if path.endswith("odd.py"):
+            raise MemoryError("no room")
+        return real(path, data)
+
+    monkeypatch.setattr(runner, "decode_source", fail_on)
+    (tmp_path / "odd.py").write_text(MISTAKE)
+    code, out, err = lint(capsys, "-j", "0", str(tmp_path))
+    assert code == 2 and found(out) == [("good.py", 2, "WD101")]
+    assert "odd.py: error: internal error while reading: MemoryError: no room" in err
 
 
 @pytest.mark.slow

@@ -1,0 +1,228 @@
+"""Apply the rules' fixes to source text and to files without ever losing data.
+
+Fixes are applied in rounds: each round lints the text, applies every applicable fix whose
+edits do not touch another chosen fix's edits (rules in code order, then by position), and
+lints the result again, so fixes on overlapping ranges are applied one at a time, each on
+up-to-date code. A round whose result does not parse stops everything and the original stays
+as it was. Files are written through a temporary file in the same folder and an atomic
+rename, keeping the encoding (and BOM), the line breaks, the permissions and the trailing
+newline. Fixing fixed code changes nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import stat
+import tempfile
+import tokenize
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Collection, Dict, List, Optional, Sequence, Tuple
+
+import libcst as cst
+
+from .diagnostic import Diagnostic, Edit, Fix
+from .engine import lint_source, parse
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .runner import Options, Report
+
+Keep = Callable[[List[Diagnostic], str], List[Diagnostic]]
+MAX_ROUNDS = 100
+
+
+class FixError(Exception):
+    """Fixing would produce code that does not parse, or the file could not be written."""
+
+
+@dataclass
+class Fixed:
+    """The outcome of fixing one text: the new text, what was applied, what is left."""
+
+    original: str
+    text: str
+    applied: int = 0
+    remaining: List[Diagnostic] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.text != self.original
+
+    def diff(self, path: str) -> str:
+        """A unified diff from the original to the fixed text (empty when unchanged)."""
+        lines = difflib.unified_diff(
+            self.original.splitlines(keepends=True), self.text.splitlines(keepends=True), f"a/{path}", f"b/{path}"
+        )
+        return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
+    """Whether ``diagnostic`` has a fix that this mode applies."""
+    return diagnostic.fix is not None and (unsafe or not diagnostic.fix.unsafe)
+
+
+def fix_text(
+    text: str,
+    path: str = "<string>",
+    *,
+    select: Optional[Collection[str]] = None,
+    unsafe: bool = False,
+    keep: Optional[Keep] = None,
+) -> Fixed:
+    """Apply every applicable fix to ``text`` until none is left; raises FixError when a fix
+    would produce code that does not parse."""
+    result = Fixed(text, text)
+    for _ in range(MAX_ROUNDS):
+        result.remaining = _lint(result.text, path, select, keep)
+        chosen = _non_overlapping([d.fix for d in sorted(result.remaining, key=_order) if applicable(d, unsafe)])
+        if not chosen:
+            return result
+        candidate = _apply(result.text, chosen)
+        try:
+            parse(candidate)
+        except cst.ParserSyntaxError as exc:
+            titles = "; ".join(fix.title for fix in chosen)
+            raise FixError(f"{path}: fixing ({titles}) would produce code that does not parse: {exc.message}") from None
+        result.text, result.applied = candidate, result.applied + len(chosen)
+    result.remaining = _lint(result.text, path, select, keep)
+    return result
+
+
+def _lint(text: str, path: str, select: Optional[Collection[str]], keep: Optional[Keep]) -> List[Diagnostic]:
+    found = lint_source(text, path, select=select)
+    return keep(found, text) if keep is not None else found
+
+
+def _order(diagnostic: Diagnostic) -> Tuple[str, int, int]:
+    # Rules in code order: WD101's rename runs before WD210 moves the decay of the same call.
+    return (diagnostic.code, diagnostic.line, diagnostic.column)
+
+
+def _non_overlapping(fixes: Sequence[Optional[Fix]]) -> List[Fix]:
+    chosen: List[Fix] = []
+    taken: List[Edit] = []
+    for fix in fixes:
+        if fix is not None and not any(_touch(a, b) for a in fix.edits for b in taken):
+            chosen.append(fix)
+            taken.extend(fix.edits)
+    return chosen
+
+
+def _touch(a: Edit, b: Edit) -> bool:
+    """Edits that overlap or meet (two insertions at one place included)."""
+    return a.start <= b.end and b.start <= a.end
+
+
+def _apply(text: str, fixes: Sequence[Fix]) -> str:
+    edits = sorted((edit for fix in fixes for edit in fix.edits), key=lambda e: e.start, reverse=True)
+    for edit in edits:
+        text = text[: edit.start] + edit.content + text[edit.end :]
+    return text
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def decode(data: bytes) -> Tuple[str, str]:
+    """The text of Python source bytes and the encoding to write it back with (BOM kept)."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    return data.decode(encoding), encoding
+
+
+def fix_file(
+    path: str,
+    *,
+    select: Optional[Collection[str]] = None,
+    unsafe: bool = False,
+    keep: Optional[Keep] = None,
+    write: bool = True,
+) -> Fixed:
+    """Fix the file at ``path`` in place (or only compute the result when ``write`` is
+    False). Raises FixError, leaving the file untouched, when that cannot be done safely."""
+    real = os.path.realpath(path)  # a symbolic link stays a link to the fixed file
+    try:
+        with open(real, "rb") as handle:
+            data = handle.read()
+        text, encoding = decode(data)
+    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+        raise FixError(f"{path}: cannot read: {exc}") from None
+    result = fix_text(text, path, select=select, unsafe=unsafe, keep=keep)
+    if write and result.changed:
+        write_atomically(real, result.text.encode(encoding))
+    return result
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Replace the file's content by ``data`` in one rename, keeping its permissions."""
+    folder = os.path.dirname(path) or "."
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except OSError as exc:
+        _remove_quietly(temporary)
+        raise FixError(f"{path}: cannot write: {exc}") from None
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+# -- a whole run -----------------------------------------------------------------------------
+
+
+@dataclass
+class FixRun:
+    """What fixing the files of a lint report did."""
+
+    applied: int = 0
+    changed: List[str] = field(default_factory=list)
+    diffs: List[str] = field(default_factory=list)
+
+
+def fix_report(report: "Report", options: "Options", *, unsafe: bool, write: bool = True) -> FixRun:
+    """Fix every file of ``report`` that has an applicable fix (honouring its codes and
+    ``# noqa``), and replace its findings by what remains. A file that cannot be fixed
+    safely becomes a problem of the report and is left as it was."""
+    from .isolate import Problem
+    from .runner import apply_noqa
+
+    run = FixRun()
+    kept: List[Diagnostic] = []
+    for path, found in _by_path(report.diagnostics):
+        if not any(applicable(d, unsafe) for d in found):
+            kept.extend(found)
+            continue
+        try:
+            result = fix_file(path, select=options.codes_for(path), unsafe=unsafe, keep=apply_noqa, write=write)
+        except FixError as exc:
+            report.problems.append(Problem(path, "fix-error", str(exc)))
+            kept.extend(found)
+            continue
+        run.applied += result.applied
+        if result.changed:
+            run.changed.append(path)
+            run.diffs.append(result.diff(path))
+        kept.extend(result.remaining if write else found)
+    report.diagnostics = kept
+    report.sort()
+    return run
+
+
+def _by_path(diagnostics: Sequence[Diagnostic]) -> List[Tuple[str, List[Diagnostic]]]:
+    grouped: Dict[str, List[Diagnostic]] = {}
+    for diagnostic in diagnostics:
+        grouped.setdefault(diagnostic.path, []).append(diagnostic)
+    return list(grouped.items())

@@ -1,0 +1,17 @@
+from torch.optim import (
+    Adam,
+    AdamW,
+    SGD,
+)
+
+
+def coupled(params):
+    return AdamW(params, weight_decay=1e-4)
+
+
+def plain(params):
+    return Adam(params, lr=3e-4)
+
+
+def also_coupled(params):
+    return AdamW(params, weight_decay=1e-3)
