@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint-examples bench clean
+.PHONY: demo test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,6 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/stats_speed.py
-	$(PY) benchmarks/lint_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

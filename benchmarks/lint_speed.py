@@ -86,16 +86,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _describe(corpus: Corpus) -> None:
+    from wd_guard.lint.analysis import identifiers, python_tree
     from wd_guard.lint.config import default_codes
-    from wd_guard.lint.prefilter import code_might_matter, might_matter
+    from wd_guard.lint.vocabulary import identifiers_match, might_matter
 
     codes = default_codes()
     sources = [path.read_bytes() for path in corpus.files]
     words = [source for source in sources if might_matter(source, select=codes)]
-    in_code = sum(code_might_matter(source.decode("utf-8", "replace"), select=codes) for source in words)
+    in_code = sum(_in_code(source, codes, python_tree, identifiers, identifiers_match) for source in words)
     print(f"corpus: {len(corpus.files)} files, {corpus.lines:,} lines, {corpus.size / 1e6:.1f} MB: {', '.join(corpus.labels)}")
-    print(f"files with the rules' words: {len(words)} ({in_code} of them in code, not only in comments or docstrings)")
+    print(f"files with the rules' words: {len(words)} ({in_code} of them as names in the code, not only in comments or strings)")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+
+
+def _in_code(source: bytes, codes, python_tree, identifiers, identifiers_match) -> bool:
+    try:
+        tree = python_tree(source)
+    except Exception:  # noqa: BLE001 - nested too deeply: libcst gets it
+        return True
+    return tree is None or identifiers_match(identifiers(tree), codes)
 
 
 def find_peers(folders: Sequence[str], wanted: str) -> Dict[str, str]:
@@ -152,7 +161,7 @@ def corpus_commands(corpus: Corpus, peers: Dict[str, str], args: argparse.Namesp
 
 
 def small_file_commands(corpus: Corpus, args: argparse.Namespace, work: Path) -> List[Command]:
-    from wd_guard.lint.prefilter import might_matter
+    from wd_guard.lint.vocabulary import might_matter
 
     plain = min((p for p in corpus.files if not might_matter(p.read_bytes())), key=lambda p: abs(p.stat().st_size - SMALL_FILE.stat().st_size))
     cache = work / "small"
@@ -166,7 +175,7 @@ def small_file_commands(corpus: Corpus, args: argparse.Namespace, work: Path) ->
 
 
 def _forget_entries(cache: Path) -> None:
-    """Remove the cache's entries for files, keeping the rules' vocabulary: a changed file."""
+    """Remove the cache's entries: the file is new to it."""
     for path in cache.glob("*/*"):
         if re.fullmatch(r"[0-9a-f]{40}", path.name):
             path.unlink()

@@ -2,25 +2,31 @@
 
 Prints, side by side for each parameter set:
 
-- the read floor: one pass over a flat buffer with as many elements as the model (``sum``);
+- the read floor: one pass over a flat buffer with as many elements as the model (the
+  faster of ``sum`` and ``linalg.vector_norm``: the norm with an ideal memory layout), and
+  ``torch._foreach_norm`` over the parameters as they are, the per-tensor norm pass alone;
 - a naive loop of ``p.norm().item()`` per parameter;
 - a wd-guard logging step (batched norms, effective decay, one host transfer, and
-  ``logger.log_metrics``), with AdamW (decoupled) and with Adam (coupled decay: the median
-  of the adaptive factor is estimated from a strided sample of the state);
+  ``logger.log_metrics``) with AdamW (decoupled), with Adam (coupled decay on the weight
+  matrices: the median of the adaptive factor is estimated from a fixed sample of the
+  state), and with Adam decaying every tensor (the worst case: a median per tensor);
 - a non-logging step of the monitor, in microseconds;
 - a training step (forward, backward, optimizer step) on a small batch, and the overhead a
   whole fit sees with the Trainer's default cadence (one logging step every 50);
-- the median estimator's largest rank error against the exact median of the real state;
+- the median estimator's largest error (in rank, and relative in effective decay) against
+  the exact median of the real Adam state after a training step;
 - the per-step cost of ``LightningModule.log_dict`` with 300 keys against
   ``logger.log_metrics`` on logging steps only, in a real Lightning fit.
 
-Run ``python benchmarks/stats_speed.py`` (or ``make bench``); ``--threads N`` pins torch's
-thread count, ``--quick`` uses fewer repetitions.
+The functions take turns over several rounds and each ratio is the median of its
+round-by-round ratios, so background load on a shared machine disturbs them less. Run ``python benchmarks/stats_speed.py`` (or
+``make bench``); ``--threads N`` pins torch's thread count, ``--quick`` uses fewer runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import statistics
@@ -37,7 +43,7 @@ import lightning as L
 from lightning.pytorch.loggers import CSVLogger
 
 from wd_guard.monitor import WeightMonitor
-from wd_guard._norms import sample_view
+from wd_guard._norms import sample
 
 # ---------------------------------------------------------------- models
 
@@ -114,22 +120,33 @@ class ResNet50(nn.Module):
 
 
 SETS: Dict[str, Tuple[Callable[[], nn.Module], Callable[[], torch.Tensor]]] = {
-    "GPT-2 small": (GPT2Small, lambda: torch.randint(0, 50257, (2, 128))),
+    "GPT-2 small": (GPT2Small, lambda: torch.randint(0, 50257, (1, 64))),
     "ResNet-50": (ResNet50, lambda: torch.randn(8, 3, 112, 112)),
 }
 
 # ---------------------------------------------------------------- timing
 
 
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``fn`` in seconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+def interleaved(fns: Dict[str, Callable[[], object]], repeat: int) -> Dict[str, List[float]]:
+    """Wall times of each function in seconds, over ``repeat`` rounds in which they take turns.
+
+    Within a round the functions see the same background load, so ratios between them are
+    taken round by round (see ``paired_ratio``); this matters on a shared machine.
+    """
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def paired_ratio(times: Dict[str, List[float]], name: str, base: str) -> float:
+    """Median over rounds of ``name``'s time divided by ``base``'s time in the same round."""
+    return statistics.median(a / b for a, b in zip(times[name], times[base]))
 
 
 def param_groups(model: nn.Module, wd: float) -> List[dict]:
@@ -144,95 +161,111 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.
     optimizer.step()
 
 
-def rank_error(model: nn.Module, optimizer: torch.optim.Optimizer) -> float:
-    """Largest |rank - 0.5| of the sampled median of Adam's ``exp_avg_sq`` in the whole tensor."""
-    worst = 0.0
+def median_errors(model: nn.Module, optimizer: torch.optim.Adam) -> Tuple[float, float]:
+    """Largest rank error and relative error of the sampled median over every tensor's state.
+
+    Rank error: |rank - 0.5| of the estimate among all of ``exp_avg_sq``'s elements. Relative
+    error: of the effective decay ``lr * wd / (sqrt(v_hat) + eps)`` against the exact median.
+    """
+    worst_rank = worst_value = 0.0
     for group in optimizer.param_groups:
-        if not group["weight_decay"]:
-            continue
+        beta2, eps = group["betas"][1], group["eps"]
         for p in group["params"]:
-            v = optimizer.state[p]["exp_avg_sq"]
-            estimate = torch.nanmedian(sample_view(v))
-            flat = v.flatten()
-            rank = ((flat < estimate).double().mean() + (flat <= estimate).double().mean()).item() / 2
-            worst = max(worst, abs(rank - 0.5))
-    return worst
+            state = optimizer.state[p]
+            v = state["exp_avg_sq"].flatten()
+            estimate, exact = torch.nanmedian(sample(state["exp_avg_sq"])), v.median()
+            rank = ((v < estimate).double().mean() + (v <= estimate).double().mean()).item() / 2
+            bias = 1 - beta2 ** float(state["step"])
+            term = [1 / ((m / bias).sqrt() + eps) for m in (estimate.double(), exact.double())]
+            worst_rank = max(worst_rank, abs(rank - 0.5))
+            worst_value = max(worst_value, abs(term[0] / term[1] - 1).item())
+    return worst_rank, worst_value
 
 
-def monitor_costs(model: nn.Module, optimizer: torch.optim.Optimizer, root: str, repeat: int) -> Tuple[float, float]:
-    """(logging step in s, non-logging step in s) of a WeightMonitor on a real Trainer."""
+def logging_step(model: nn.Module, optimizer: torch.optim.Optimizer, root: str) -> Tuple[Callable[[], None], Callable[[], None]]:
+    """(one logging step, one non-logging step) of a WeightMonitor set up on a real Trainer."""
     trainer = L.Trainer(logger=CSVLogger(root), accelerator="cpu", devices=1, enable_progress_bar=False)
     trainer.optimizers = [optimizer]
     monitor = WeightMonitor(log_every_n_steps=50)
     monitor.setup(trainer, model)
 
-    def logging_step() -> None:
+    def log() -> None:  # what a logging step does after the step counter check
         metrics = monitor.compute(trainer, model)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 
-    calls = 20000
+    return log, lambda: monitor.on_train_batch_end(trainer, model)
+
+
+def per_call(fn: Callable[[], None], calls: int = 20000) -> float:
     start = time.perf_counter()
     for _ in range(calls):
-        monitor.on_train_batch_end(trainer, model)
-    idle = (time.perf_counter() - start) / calls
-    return best_of(logging_step, repeat), idle
+        fn()
+    return (time.perf_counter() - start) / calls
 
 
 def measure_set(name: str, repeat: int, root: str) -> Dict[str, float]:
     make_model, make_batch = SETS[name]
     torch.manual_seed(0)
-    model = make_model()
+    model, batch = make_model(), make_batch()
     params = list(model.parameters())
     numel = sum(p.numel() for p in params)
     flat = torch.randn(numel)
-    out = {"tensors": len(params), "params_m": numel / 1e6}
-    out["floor"] = best_of(lambda: flat.sum(), repeat)
-    del flat
-    out["naive"] = best_of(lambda: [p.norm().item() for p in params], repeat)
-    batch = make_batch()
-    for label, optimizer in (
-        ("adamw", torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4)),
-        ("adam", torch.optim.Adam(param_groups(model, 1e-4), lr=1e-4)),
-    ):
-        train_step(model, optimizer, batch)
-        out[f"train_{label}"] = best_of(lambda: train_step(model, optimizer, batch), 2)
-        out[f"log_{label}"], out[f"idle_{label}"] = monitor_costs(model, optimizer, root, repeat)
-        if label == "adam":
-            out["rank_error"] = rank_error(model, optimizer)
-        optimizer.state.clear()
+    optimizers = {
+        "adamw": torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4),
+        "adam": torch.optim.Adam(param_groups(model, 1e-4), lr=1e-4),
+        "adam_all": torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4),  # noqa: WD101 WD210 (the worst case, on purpose)
+    }
+    fns: Dict[str, Callable[[], object]] = {
+        "floor": lambda: torch.linalg.vector_norm(flat),
+        "floor_sum": lambda: flat.sum(),
+        "foreach": lambda: torch._foreach_norm(params),
+        "naive": lambda: [p.norm().item() for p in params],
+    }
+    idle = {}
+    for label, optimizer in optimizers.items():
+        train_step(model, optimizer, batch)  # real state, with real structure
+        fns[f"log_{label}"], idle[label] = logging_step(model, optimizer, root)
+    times = interleaved(fns, repeat)
+    # The floor is the faster flat pass of the two; each ratio is taken against it round by round.
+    base = "floor" if statistics.median(times["floor"]) <= statistics.median(times["floor_sum"]) else "floor_sum"
+    out = {name: paired_ratio(times, name, base) for name in fns}
+    out["floor_ms"] = statistics.median(times[base]) * 1e3
+    out["train"] = min(interleaved({"train": lambda: train_step(model, optimizers["adamw"], batch)}, 2)["train"]) / (out["floor_ms"] / 1e3)
+    out["idle"] = max(per_call(fn) for fn in idle.values())
+    out["rank_error"], out["value_error"] = median_errors(model, optimizers["adam_all"])
+    out.update(tensors=len(params), params_m=numel / 1e6)
     return out
 
 
 # ---------------------------------------------------------------- log_dict vs log_metrics
 
 
-class ManyKeys(L.LightningModule):
-    """A tiny regressor that logs 300 keys per step, through log_dict or through the logger."""
+KEYS = {f"weight_norm/layer_{i}": float(i) for i in range(300)}
 
-    def __init__(self, how: str) -> None:
+
+class ManyKeys(L.LightningModule):
+    """A tiny regressor that logs 300 keys every step through ``log_dict``, or nothing."""
+
+    def __init__(self, log_dict: bool) -> None:
         super().__init__()
         self.layer = nn.Linear(8, 1)
-        self.how = how
-        self.values = {f"weight_norm/layer_{i}": float(i) for i in range(300)}
+        self.use_log_dict = log_dict
 
     def training_step(self, batch, batch_idx):
-        if self.how == "log_dict":
-            self.log_dict(self.values)
-        elif self.how == "log_metrics" and (self.global_step + 1) % 50 == 0:
-            for logger in self.trainer.loggers:
-                logger.log_metrics(self.values, step=self.global_step)
+        if self.use_log_dict:
+            self.log_dict(KEYS)
         return self.layer(batch[0]).pow(2).mean()
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=1e-3)
 
 
-def fit_seconds_per_step(how: str, steps: int, root: str) -> float:
+def fit_seconds(log_dict: bool, steps: int, root: str) -> float:
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(steps * 4, 8)), batch_size=4)
     trainer = L.Trainer(
         default_root_dir=root,
-        logger=CSVLogger(root, name=how),
+        logger=CSVLogger(root, name=f"log_dict_{log_dict}"),
         max_steps=steps,
         accelerator="cpu",
         devices=1,
@@ -241,37 +274,47 @@ def fit_seconds_per_step(how: str, steps: int, root: str) -> float:
         enable_checkpointing=False,
     )
     start = time.perf_counter()
-    trainer.fit(ManyKeys(how), data)
-    return (time.perf_counter() - start) / steps
+    trainer.fit(ManyKeys(log_dict), data)
+    return time.perf_counter() - start
+
+
+def logging_costs(steps: int, repeat: int, root: str) -> Dict[str, float]:
+    """Seconds per training step added by ``log_dict`` (300 keys), and per ``log_metrics`` call."""
+    added = (fit_seconds(True, steps, root) - fit_seconds(False, steps, root)) / steps
+    logger = CSVLogger(root, name="direct")
+    call = statistics.median(interleaved({"log_metrics": lambda: logger.log_metrics(KEYS, step=0)}, repeat)["log_metrics"])
+    return {"log_dict": added, "log_metrics": call}
 
 
 # ---------------------------------------------------------------- report
 
 
-def report(sets: Dict[str, Dict[str, float]], logging: Dict[str, float]) -> None:
+def report(sets: Dict[str, Dict[str, float]], fits: Dict[str, float]) -> None:
     names = list(sets)
     rows = [
         ("parameter tensors", lambda s: f"{s['tensors']:.0f}"),
         ("parameters (millions)", lambda s: f"{s['params_m']:.1f}"),
-        ("read floor (flat sum), ms", lambda s: f"{s['floor'] * 1e3:.1f}"),
-        ("naive p.norm().item() loop / floor", lambda s: f"{s['naive'] / s['floor']:.2f}x"),
-        ("logging step, AdamW / floor", lambda s: f"{s['log_adamw'] / s['floor']:.2f}x"),
-        ("logging step, Adam coupled / floor", lambda s: f"{s['log_adam'] / s['floor']:.2f}x"),
-        ("non-logging step, us", lambda s: f"{max(s['idle_adamw'], s['idle_adam']) * 1e6:.2f}"),
-        ("training step / floor", lambda s: f"{s['train_adamw'] / s['floor']:.0f}x"),
-        ("fit overhead at 1 log / 50 steps", lambda s: f"{(s['log_adam'] / 50 + s['idle_adam']) / s['train_adam'] * 100:.3f}%"),
-        ("median estimate: max rank error", lambda s: f"{s['rank_error']:.3f}"),
+        ("read floor (one flat pass), ms", lambda s: f"{s['floor_ms']:.1f}"),
+        ("naive p.norm().item() loop / floor", lambda s: f"{s['naive']:.2f}x"),
+        ("torch._foreach_norm alone / floor", lambda s: f"{s['foreach']:.2f}x"),
+        ("logging step, AdamW / floor", lambda s: f"{s['log_adamw']:.2f}x"),
+        ("logging step, Adam (coupled) / floor", lambda s: f"{s['log_adam']:.2f}x"),
+        ("  same, decay on every tensor / floor", lambda s: f"{s['log_adam_all']:.2f}x"),
+        ("non-logging step, us", lambda s: f"{s['idle'] * 1e6:.2f}"),
+        ("training step / floor", lambda s: f"{s['train']:.0f}x"),
+        ("fit overhead, 1 log per 50 steps", lambda s: f"{(s['log_adam_all'] / 50 + s['idle'] * 1e3 / s['floor_ms']) / s['train'] * 100:.3f}%"),
+        ("sampled median: max rank error", lambda s: f"{s['rank_error']:.3f}"),
+        ("  max relative error of the decay", lambda s: f"{s['value_error'] * 100:.1f}%"),
     ]
     width = max(len(r[0]) for r in rows) + 2
     print(f"{'':<{width}}" + "".join(f"{n:>16}" for n in names))
     for label, cell in rows:
         print(f"{label:<{width}}" + "".join(f"{cell(sets[n]):>16}" for n in names))
-    base = logging["baseline"]
     print()
-    print("Lightning fit, 300 keys, per training step (tiny model):")
-    print(f"  log_dict every step adds        {(logging['log_dict'] - base) * 1e3:8.3f} ms")
-    print(f"  log_metrics on logging steps    {(logging['log_metrics'] - base) * 1e3:8.3f} ms")
-    print(f"  ratio                           {(logging['log_dict'] - base) / max(logging['log_metrics'] - base, 1e-7):8.0f}x")
+    print("Logging 300 keys (tiny model, CSVLogger):")
+    print(f"  LightningModule.log_dict, added to every training step   {fits['log_dict'] * 1e3:9.3f} ms")
+    print(f"  logger.log_metrics, one call on a logging step           {fits['log_metrics'] * 1e3:9.3f} ms")
+    print(f"  ratio                                                    {fits['log_dict'] / fits['log_metrics']:9.0f}x")
 
 
 def main() -> None:
@@ -282,15 +325,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    repeat = 3 if args.quick else 7
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    repeat = 5 if args.quick else 15
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, GPU: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
     with tempfile.TemporaryDirectory() as root:
         sets = {name: measure_set(name, repeat, root) for name in SETS}
-        steps = 20 if args.quick else 50
-        logging = {how: fit_seconds_per_step(how, steps, root) for how in ("baseline", "log_dict", "log_metrics")}
-    report(sets, logging)
+        steps = 10 if args.quick else 30
+        fits = logging_costs(steps, repeat, root)
+    report(sets, fits)
 
 
 if __name__ == "__main__":

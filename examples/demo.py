@@ -18,12 +18,12 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 
 import lightning_classifier as classifier
-from wd_guard import WeightDecayWarning
+from wd_guard import WeightDecayWarning, param_groups
 from wd_guard.lint import cli as wd_lint
 
 EXAMPLES = Path(__file__).resolve().parent
@@ -76,14 +76,19 @@ def lint_examples() -> int:
     relative = os.path.relpath(EXAMPLES)
     target = (EXAMPLES.as_posix() if relative.startswith("..") else relative) + os.sep
     banner(f"$ wd-lint {target}")
+    sys.stdout.flush()
     status = wd_lint.main([target])
+    sys.stdout.flush()
+    sys.stderr.flush()
     print(f"(exit status {status}: 1 means findings)")
     return status
 
 
-def parameter_names() -> List[str]:
-    """The classifier's parameters in model order, as the callback names them."""
-    return [name for name, _ in classifier.TokenClassifier().named_parameters()]
+def decayed_when_fixed() -> Dict[str, bool]:
+    """The classifier's parameters in model order, each with whether the fixed run decays it."""
+    model = classifier.TokenClassifier()
+    decayed = {id(p) for group in param_groups(model, weight_decay=1.0) if group["weight_decay"] for p in group["params"]}
+    return {name: id(p) in decayed for name, p in model.named_parameters()}
 
 
 def plot(logs: Dict[str, Path], path: Path) -> Path:
@@ -94,12 +99,13 @@ def plot(logs: Dict[str, Path], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     series = {name: classifier.read_metrics(log) for name, log in logs.items()}
-    panels = ["val_acc"] + [f"weight_norm/{name}" for name in parameter_names()]
+    decayed = decayed_when_fixed()
+    panels = ["val_acc"] + [f"weight_norm/{name}" for name in decayed]
     columns = 4
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), sharex=True, squeeze=False)
     for ax, key in zip(axes.flat, panels):
-        _panel(ax, key, series)
+        _panel(ax, key, series, decayed.get(key.split("/", 1)[-1], False))
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax in axes[-1]:
@@ -114,18 +120,26 @@ def plot(logs: Dict[str, Path], path: Path) -> Path:
     return path
 
 
-def _panel(ax, key: str, series: Dict[str, classifier.Series]) -> None:
+def _panel(ax, key: str, series: Dict[str, classifier.Series], decayed_when_fixed: bool) -> None:
     for name, run in series.items():
         points = run.get(key, [])
         ax.plot([s for s, _ in points], [v for _, v in points], color=COLOURS[name], lw=2, label=f"{name}: {RUNS[name]}")
     if key == "val_acc":
-        ax.set_title("validation accuracy (torchmetrics)", fontweight="bold")
+        ax.set_title("validation accuracy (torchmetrics)", fontweight="bold", pad=16)
         ax.set_ylim(0, 1)
+        final = " · ".join(f"{name} {run[key][-1][1]:.2f}" for name, run in series.items() if run.get(key))
+        _subtitle(ax, f"final: {final}")
         ax.set_ylabel("accuracy")
     else:
-        ax.set_title(key.split("/", 1)[1], fontweight="bold")
+        fixed = "decayed (decoupled)" if decayed_when_fixed else "not decayed"
+        ax.set_title(key.split("/", 1)[1], fontweight="bold", pad=16)
+        _subtitle(ax, f"in the fixed run: {fixed}")
         ax.set_ylabel("L2 norm")
     ax.grid(alpha=0.3)
+
+
+def _subtitle(ax, text: str) -> None:
+    ax.text(0.5, 1.02, text, transform=ax.transAxes, ha="center", va="bottom", fontsize=9, color="0.35")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -5,7 +5,8 @@ applies it as coupled L2 that its adaptive step distorts (WD101), and the token 
 the LayerNorm and every bias are decayed with the weight matrices (WD203, WD202, WD201). The
 fixed run gives the same value to AdamW through ``wd_guard.param_groups``. ``WeightDecayGuard``
 reports the mistakes when the fit starts and logs every layer's weight norm to each run's CSV
-log; validation accuracy comes from torchmetrics.
+log; validation accuracy comes from torchmetrics. This script prints each layer's first and last
+logged norm; ``examples/demo.py`` draws the whole curves.
 
     python examples/lightning_classifier.py [--steps 600] [--out demo_output/classifier]
 """
@@ -85,12 +86,12 @@ class TokenClassifier(L.LightningModule):
         self.log("val_acc", self.val_accuracy)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        lr, weight_decay = self.hparams.lr, self.hparams.weight_decay
-        if self.hparams.fixed:
-            # Decoupled decay on the weight matrices only.
-            return torch.optim.AdamW(param_groups(self, weight_decay=weight_decay), lr=lr)
+        hparams = self.hparams
+        if hparams.fixed:
+            # Decoupled decay, on the weight matrices only.
+            return torch.optim.AdamW(param_groups(self, weight_decay=hparams.weight_decay), lr=hparams.lr)
         # The mistakes: coupled decay in Adam, applied to every parameter.
-        return torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(self.parameters(), lr=hparams.lr, weight_decay=hparams.weight_decay)
 
 
 def fit(fixed: bool, steps: int, out: Path) -> Path:
@@ -130,7 +131,8 @@ def read_metrics(path: Path) -> Series:
 def describe(name: str, series: Series) -> str:
     """Final validation accuracy and each weight norm's first and last logged value."""
     lines = [f"{name}: validation accuracy {series['val_acc'][-1][1]:.3f}"]
-    for key in sorted(k for k in series if k.startswith("weight_norm/")):
+    parameters = {f"weight_norm/{name}" for name, _ in TokenClassifier().named_parameters()}
+    for key in sorted(parameters & set(series)):
         first, last = series[key][0][1], series[key][-1][1]
         lines.append(f"    {key:<34} {first:8.2f} -> {last:8.2f}")
     return "\n".join(lines)

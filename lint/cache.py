@@ -23,12 +23,11 @@ import re
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from wd_guard import __version__
 from wd_guard.lint.diagnostic import Diagnostic, Edit, Fix
 from wd_guard.lint.isolate import SYNTAX, TOO_DEEP, Job, Outcome, Problem
-from wd_guard.lint.prefilter import Vocabulary, vocabulary
 
 __all__ = ["DEFAULT_DIR", "ENV_VAR", "Cache", "cache_dir", "fingerprint"]
 
@@ -37,7 +36,6 @@ ENV_VAR = "WD_LINT_CACHE_DIR"
 # Problems that follow from the text alone; timeouts and crashes may not happen again.
 _LASTING = frozenset({SYNTAX, TOO_DEEP})
 _KEEP_OTHERS = 4  # folders of other linter versions kept (two environments may alternate)
-_VOCABULARY = "vocabulary.json"
 _FOLDER = re.compile(r"[0-9a-f]{20}")  # a fingerprint: the folder of one linter version
 _TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# This folder is a cache made by wd-lint; see https://bford.info/cachedir/\n"
 
@@ -130,23 +128,6 @@ class Cache:
             return
         key = self.key(job)
         self._write(key, dict(key=key, **_entry(outcome)))
-
-    # -- the rules' vocabulary ------------------------------------------------------------
-
-    def vocabulary(self) -> Vocabulary:
-        """The vocabulary of every rule: remembered, else computed (which imports libcst)."""
-        entry = self._read(_VOCABULARY)
-        if entry is not None:
-            try:
-                return {str(code): tuple(tuple(w.encode("latin-1") for w in g) for g in groups) for code, groups in entry["rules"].items()}
-            except (AttributeError, KeyError, TypeError, ValueError):
-                pass
-        from wd_guard.lint.config import static_codes
-
-        table = vocabulary(static_codes())
-        rules = {code: [[word.decode("latin-1") for word in group] for group in groups] for code, groups in table.items()}
-        self._write(_VOCABULARY, {"rules": rules})
-        return table
 
     # -- files ------------------------------------------------------------------------------
 

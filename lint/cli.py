@@ -4,7 +4,9 @@
 0 when nothing was found, 1 when something was, and 2 on a usage error or when a file could not
 be read or parsed (reported with its path; every other file is still linted).
 ``wd-lint --explain CODE`` and ``wd-lint rule CODE`` print a rule's explanation;
-``wd-lint rule`` lists the rules.
+``wd-lint rule`` lists the rules. ``--fix --unsafe-fixes`` applies the rules' fixes (``--diff``
+shows them instead, ``--fix-only`` reports nothing else); the exit status then reflects the
+findings that remain.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--jobs", "-j", metavar="N", type=int, help="worker processes (default: one per CPU; 0: no workers)")
     add("--cache-dir", metavar="DIR", help=f"where to keep results of unchanged files (default: ${ENV_VAR} or {DEFAULT_DIR} in the project)")
     add("--no-cache", action="store_true", help="neither read nor write the cache")
+    add("--fix", action="store_true", help="apply the fixes (wd-lint's change behaviour: they need --unsafe-fixes)")
+    add("--unsafe-fixes", action="store_true", help="allow fixes that change what the code does")
+    add("--diff", action="store_true", help="print the fixes as a unified diff, write nothing; exit 1 when there is one")
+    add("--fix-only", action="store_true", help="apply the fixes and report no findings")
     add("--version", action="version", version=f"wd-lint {__version__}")
     return parser
 
@@ -111,8 +117,25 @@ def _lint_command(args: argparse.Namespace) -> int:
     if args.statistics and args.format not in ("text", "json"):
         raise _UsageError("--statistics works with --format text or json")
     config = _config(args)
-    report = lint_paths(args.paths, _options(args, config))
+    options = _options(args, config)
+    report = lint_paths(args.paths, options)
+    if args.fix or args.fix_only or args.diff:
+        return _fix_command(report, options, args)
     _print(report, args)
+    return report.exit_code
+
+
+def _fix_command(report: Report, options: Options, args: argparse.Namespace) -> int:
+    from wd_guard.lint.fix import fix_report  # loads the parser: only when fixing
+
+    run = fix_report(report, options, unsafe=args.unsafe_fixes, write=not args.diff)
+    if args.diff or args.fix_only:
+        _write(sys.stdout, "".join(run.diffs) if args.diff else "")
+        _write(sys.stderr, output.format_problems(report.problems))
+        if report.problems:
+            return USAGE_ERROR
+        return 1 if args.diff and run.diffs else 0
+    _print(report, args, run.applied)
     return report.exit_code
 
 
@@ -154,7 +177,7 @@ def _split(values: Sequence[str]) -> List[str]:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
-def _print(report: Report, args: argparse.Namespace) -> None:
+def _print(report: Report, args: argparse.Namespace, fixed: int = 0) -> None:
     if args.statistics:
         _write(sys.stdout, output.format_statistics(report.diagnostics, args.format))
         _write(sys.stderr, output.format_problems(report.problems))
@@ -162,7 +185,7 @@ def _print(report: Report, args: argparse.Namespace) -> None:
         for stream, text in _rendered(report, args.format):
             _write(stream, text)
     if args.format == "text":
-        _write(sys.stderr, _summary(report))
+        _write(sys.stderr, _summary(report, fixed))
 
 
 def _rendered(report: Report, fmt: str) -> List[Tuple[TextIO, str]]:
@@ -171,13 +194,17 @@ def _rendered(report: Report, fmt: str) -> List[Tuple[TextIO, str]]:
     return [(sys.stdout, out.getvalue()), (sys.stderr, err.getvalue())]
 
 
-def _summary(report: Report) -> str:
+def _summary(report: Report, fixed: int = 0) -> str:
     files = f"{report.files} file" + ("" if report.files == 1 else "s")
     found = len(report.diagnostics)
-    text = f"Found {found} finding{'' if found == 1 else 's'} in {files}" if found else f"No findings in {files}"
+    text = f"Fixed {fixed} finding{'' if fixed == 1 else 's'}. " if fixed else ""
+    text += f"Found {found} finding{'' if found == 1 else 's'} in {files}" if found else f"No findings in {files}"
     if report.suppressed:
         text += f" ({report.suppressed} silenced by noqa)"
     text += "."
+    fixable = sum(1 for d in report.diagnostics if d.fix is not None)
+    if fixable:
+        text += f" {fixable} fixable with --fix --unsafe-fixes."
     if report.problems:
         text += f" {len(report.problems)} could not be linted (exit status 2)."
     return text + "\n"

@@ -1,130 +1,53 @@
-"""The static engine: pre-filter the raw bytes, parse once, walk once, run every rule.
+"""The static engine: a cheap test on the raw bytes, then one parse and one pass of every rule.
 
-Speed comes from doing as little libcst work as possible. :func:`might_matter` skips files
-that lack every rule's vocabulary before any parse. The walk reads node fields directly
-instead of going through libcst's visitor (which rebuilds every node it visits), collects
-the node types the active rules asked for and fills the file's :class:`NameTable` on the
-way. Positions are computed only for files that have something to report, by one code
-generation pass that records just the reported nodes.
+:func:`might_matter` says from the bytes alone whether any rule could fire (see
+``vocabulary``); :func:`lint_source` parses what is left once and runs every rule in one
+batched pass (see ``analysis``). This module stays light: the pre-filter loads neither libcst
+nor the rules, so a run over files without optimizer vocabulary (a pre-commit hook on an
+unrelated change) never pays for importing the parser.
 """
 
 from __future__ import annotations
 
-import ast
-import warnings
-from typing import Collection, Dict, Iterable, List, Optional, Tuple, Type, Union
+from typing import TYPE_CHECKING, Any, Collection, List, Optional, Union
 
-import libcst as cst
+from .vocabulary import might_matter
 
-from .diagnostic import Diagnostic, Fix
-from .edits import LineIndex, plan_nodes, realise
-from .collect import build_context
-from .positions import Span, node_layout
-from .prefilter import Checked, might_matter
-from .rules import rules_for
-from .rules.base import FileContext, FixPlan, LintRule, Report
+if TYPE_CHECKING:  # pragma: no cover
+    import libcst as cst
 
-__all__ = ["build_context", "lint_source", "might_matter", "parse", "parse_and_check"]
+    from .diagnostic import Diagnostic
+
+__all__ = ["lint_source", "might_matter", "parse"]
+
+_HEAVY = ("build_context", "locate", "parse_and_check")
 
 
 def lint_source(
     source: Union[str, bytes], path: str = "<string>", *, select: Optional[Collection[str]] = None
-) -> List[Diagnostic]:
+) -> List["Diagnostic"]:
     """Every finding of the selected rules in ``source``, sorted by position.
 
     ``select=None`` runs every rule the catalogue turns on by default; otherwise only the
     given codes (an opt-in rule such as WD204 runs only when selected). Lines and columns
-    are 1-based. Raises ``libcst.ParserSyntaxError`` when ``source`` does not parse.
+    are 1-based; each diagnostic carries the rule's fix when it offers one. Raises
+    ``libcst.ParserSyntaxError`` when ``source`` does not parse.
     """
-    ctx, reports = parse_and_check(source, path, select=select)
-    return [diagnostic for diagnostic, _ in locate(ctx, reports)]
+    from . import analysis
+
+    return analysis.lint(source, path, select=select)
 
 
-def parse_and_check(
-    source: Union[str, bytes], path: str = "<string>", *, select: Optional[Collection[str]] = None
-) -> Tuple[FileContext, List[Tuple[str, Report]]]:
-    """Parse ``source`` once and run the selected rules on it: the file's context and each
-    rule's reports, as ``(code, report)`` pairs."""
-    rules = rules_for(select)
-    module = parse(source)
-    ctx = build_context(module, path, rules)
-    reports: List[Tuple[str, Report]] = []
-    for rule in rules:
-        reports.extend((rule.CODE, report) for report in _run_rule(rule, ctx))
-    return ctx, reports
+def parse(source: Union[str, bytes]) -> "cst.Module":
+    """The libcst module for ``source``; every failure is a ``libcst.ParserSyntaxError``."""
+    from . import analysis
+
+    return analysis.parse(source)
 
 
-def parse(source: Union[str, bytes]) -> cst.Module:
-    """The libcst module for ``source``; every failure is a ``libcst.ParserSyntaxError``.
+def __getattr__(name: str) -> Any:
+    if name in _HEAVY:
+        from . import analysis
 
-    CPython's own parser runs first, as a guard: libcst's native parser can exhaust the C
-    stack on nesting that CPython refuses ("too many nested parentheses", recursion limits),
-    and such a file must be reported, not crash the process.
-    """
-    try:
-        if not isinstance(source, Checked):  # the pre-filter's second stage has run it
-            ast.parse(source)
-    except (RecursionError, MemoryError) as exc:
-        raise _syntax_error(f"too deeply nested to analyse ({type(exc).__name__})", exc) from None
-    except SyntaxError as exc:
-        if "too many nested" in str(exc) or "too complex" in str(exc):
-            raise _syntax_error(str(exc), exc) from None
-    except ValueError:
-        pass  # null bytes: libcst gives the located error
-    try:
-        return cst.parse_module(source)
-    except cst.ParserSyntaxError:
-        raise
-    except (SyntaxError, UnicodeError, LookupError) as exc:  # undecodable bytes, unknown coding
-        raise _syntax_error(str(exc), exc) from None
-
-
-def _syntax_error(message: str, exc: BaseException) -> cst.ParserSyntaxError:
-    line = getattr(exc, "lineno", None) or 1
-    column = max((getattr(exc, "offset", None) or 1) - 1, 0)
-    text = getattr(exc, "text", None) or ""
-    lines = [""] * (line - 1) + [text]
-    return cst.ParserSyntaxError(message, lines=lines, raw_line=line, raw_column=min(column, len(text)))
-
-
-def _run_rule(rule: Type[LintRule], ctx: FileContext) -> List[Report]:
-    try:
-        return list(rule(ctx).check())
-    except Exception as exc:  # a bug in one rule must not stop the others nor the run
-        warnings.warn(f"wd-lint: rule {rule.CODE} failed on {ctx.path}: {exc!r}", RuntimeWarning, stacklevel=3)
-        return []
-
-
-def locate(ctx: FileContext, reports: Iterable[Tuple[str, Report]]) -> List[Tuple[Diagnostic, Report]]:
-    """Diagnostics for the reports, with positions, catalogue messages and fixes, sorted."""
-    pairs = list(reports)
-    if not pairs:
-        return []
-    plans = [_plan(code, report, ctx) for code, report in pairs]
-    nodes = [report.node for _, report in pairs] + [node for plan in plans if plan for node in plan_nodes(plan)]
-    spans, indents = node_layout(ctx.module, nodes)
-    index = LineIndex(ctx.module.code) if any(plans) else None
-    located = []
-    for (code, report), plan in zip(pairs, plans):
-        fix = realise(plan, spans, indents, index, ctx.module) if plan is not None and index is not None else None
-        located.append((_diagnostic(code, report, spans[report.node], ctx.path, fix), report))
-    unique = {(d.code, d.line, d.column, d.end_line, d.end_column): (d, r) for d, r in located}
-    return sorted(unique.values(), key=lambda pair: pair[0].sort_key())
-
-
-def _plan(code: str, report: Report, ctx: FileContext) -> Optional[FixPlan]:
-    if report.fix is None:
-        return None
-    try:
-        return report.fix()
-    except Exception as exc:  # a fix that cannot be built is not offered; the finding stays
-        warnings.warn(f"wd-lint: the fix for {code} failed on {ctx.path}: {exc!r}", RuntimeWarning, stacklevel=3)
-        return None
-
-
-def _diagnostic(code: str, report: Report, span: Span, path: str, fix: Optional[Fix]) -> Diagnostic:
-    from wd_guard.catalogue import get_rule
-
-    (line, column), (end_line, end_column) = span
-    message = get_rule(code).format(**report.values)
-    return Diagnostic(code, message, line, column + 1, end_line, end_column + 1, path, fix)
+        return getattr(analysis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,12 +18,15 @@ import stat
 import tempfile
 import tokenize
 from dataclasses import dataclass, field
-from typing import Callable, Collection, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Collection, Dict, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
 from .diagnostic import Diagnostic, Edit, Fix
 from .engine import lint_source, parse
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .runner import Options, Report
 
 Keep = Callable[[List[Diagnostic], str], List[Diagnostic]]
 MAX_ROUNDS = 100
@@ -175,3 +178,51 @@ def _remove_quietly(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+# -- a whole run -----------------------------------------------------------------------------
+
+
+@dataclass
+class FixRun:
+    """What fixing the files of a lint report did."""
+
+    applied: int = 0
+    changed: List[str] = field(default_factory=list)
+    diffs: List[str] = field(default_factory=list)
+
+
+def fix_report(report: "Report", options: "Options", *, unsafe: bool, write: bool = True) -> FixRun:
+    """Fix every file of ``report`` that has an applicable fix (honouring its codes and
+    ``# noqa``), and replace its findings by what remains. A file that cannot be fixed
+    safely becomes a problem of the report and is left as it was."""
+    from .isolate import Problem
+    from .runner import apply_noqa
+
+    run = FixRun()
+    kept: List[Diagnostic] = []
+    for path, found in _by_path(report.diagnostics):
+        if not any(applicable(d, unsafe) for d in found):
+            kept.extend(found)
+            continue
+        try:
+            result = fix_file(path, select=options.codes_for(path), unsafe=unsafe, keep=apply_noqa, write=write)
+        except FixError as exc:
+            report.problems.append(Problem(path, "fix-error", str(exc)))
+            kept.extend(found)
+            continue
+        run.applied += result.applied
+        if result.changed:
+            run.changed.append(path)
+            run.diffs.append(result.diff(path))
+        kept.extend(result.remaining if write else found)
+    report.diagnostics = kept
+    report.sort()
+    return run
+
+
+def _by_path(diagnostics: Sequence[Diagnostic]) -> List[Tuple[str, List[Diagnostic]]]:
+    grouped: Dict[str, List[Diagnostic]] = {}
+    for diagnostic in diagnostics:
+        grouped.setdefault(diagnostic.path, []).append(diagnostic)
+    return list(grouped.items())

@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Set, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Set, Tuple
 
 from wd_guard.lint.diagnostic import Diagnostic
 
@@ -51,13 +51,11 @@ class Problem:
 
 @dataclass(frozen=True)
 class Job:
-    """One decoded source to analyse for ``codes``; ``vocabulary`` (the rules' words, see
-    ``prefilter``) spares the second pre-filter stage an import of the rules."""
+    """One decoded source to analyse for ``codes``."""
 
     path: str
     text: str
     codes: FrozenSet[str]
-    vocabulary: Optional[Mapping[str, Tuple[Tuple[bytes, ...], ...]]] = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -70,11 +68,6 @@ class Outcome:
 
 def analyse(job: Job) -> Outcome:
     """Run the engine on one source; every failure becomes a Problem, nothing is raised."""
-    from wd_guard.lint.prefilter import screen
-
-    text = screen(job.text, select=job.codes, table=job.vocabulary)
-    if text is None:
-        return Outcome()  # the rules' words are only in comments or docstrings: no parse
     import libcst
 
     from wd_guard.lint import engine
@@ -84,7 +77,7 @@ def analyse(job: Job) -> Outcome:
             # Compiling user code warns about its escapes and literals: not wd-lint's business.
             warnings.simplefilter("ignore", SyntaxWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            diagnostics = engine.lint_source(text, job.path, select=job.codes)
+            diagnostics = engine.lint_source(job.text, job.path, select=job.codes)
     except libcst.ParserSyntaxError as exc:
         return Outcome(problem=syntax_problem(job.path, exc, job.text))
     except RecursionError:

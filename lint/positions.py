@@ -10,10 +10,12 @@ columns, exclusive end).
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
+
+from .walk import iter_nodes
 
 Position = Tuple[int, int]
 Span = Tuple[Position, Position]
@@ -102,11 +104,41 @@ def node_spans(module: cst.Module, nodes: Iterable[cst.CSTNode]) -> Dict[cst.CST
     return node_layout(module, nodes)[0]
 
 
-def node_layout(module: cst.Module, nodes: Iterable[cst.CSTNode]) -> Tuple[Dict[cst.CSTNode, Span], Dict[cst.CSTNode, Tuple[str, ...]]]:
-    """The range of each of ``nodes`` and the block indentation it sits in."""
-    state = _SpanState(module, set(nodes))
+Layout = Tuple[Dict[cst.CSTNode, Span], Dict[cst.CSTNode, Tuple[str, ...]]]
+
+
+def node_layout(module: cst.Module, nodes: Iterable[cst.CSTNode], statement_lines: Optional[List[int]] = None) -> Layout:
+    """The range of each of ``nodes`` and the block indentation it sits in.
+
+    With ``statement_lines`` (where each top-level statement starts), only the statements
+    that hold the nodes are generated, each from its own first line; a check that each ends
+    where the next begins guards the shortcut, and the whole file is generated otherwise.
+    """
+    wanted = set(nodes)
+    if statement_lines is not None and len(statement_lines) == len(module.body):
+        state = _SpanState(module, set(wanted))
+        if _statements_only(module, state, statement_lines) and wanted <= state.spans.keys():
+            return state.spans, state.indents
+    state = _SpanState(module, wanted)
     module._codegen(state)
     return state.spans, state.indents
+
+
+def _statements_only(module: cst.Module, state: "_SpanState", lines: List[int]) -> bool:
+    body = module.body
+    for index, statement in enumerate(body):
+        if not any(node in state.wanted for node in iter_nodes(statement)):
+            continue
+        state.line, state.column = lines[index] - _leading(statement), 0
+        statement._codegen(state)
+        if index + 1 < len(body) and (state.line, state.column) != (lines[index + 1] - _leading(body[index + 1]), 0):
+            return False  # the statement lines do not match libcst's statements
+    return True
+
+
+def _leading(statement: cst.CSTNode) -> int:
+    """Blank and comment lines libcst keeps with a statement, before its first line."""
+    return len(getattr(statement, "leading_lines", ()))
 
 
 def code_at(module: cst.Module, node: cst.CSTNode, indent: Tuple[str, ...]) -> str:

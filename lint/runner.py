@@ -21,11 +21,10 @@ from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence
 
 from wd_guard.lint import isolate
 from wd_guard.lint.cache import Cache
-from wd_guard.lint.config import DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT, default_codes, expand, static_codes
+from wd_guard.lint.config import DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT, default_codes, expand
 from wd_guard.lint.diagnostic import Diagnostic
 from wd_guard.lint.discover import discover, is_excluded
 from wd_guard.lint.isolate import Job, Outcome, Problem
-from wd_guard.lint.prefilter import Vocabulary, might_matter, vocabulary
 
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -108,12 +107,12 @@ def lint_files(paths: Iterable[str], options: Options) -> Report:
 
 def _jobs(paths: Iterable[str], options: Options, report: Report, store: Optional[Cache] = None) -> Iterator[Job]:
     """The jobs to analyse; files the cache knows are recorded on the way."""
-    table: Optional[Vocabulary] = None
     for path in paths:
         report.files += 1
-        if table is None:  # the first file: reading the rules' words may import them
-            table = store.vocabulary() if store is not None else vocabulary(static_codes())
-        prepared = prepare(path, options, table)
+        try:
+            prepared = prepare(path, options)
+        except Exception as exc:  # a bug or an exhausted machine: this file, not the run
+            prepared = Problem(path, isolate.INTERNAL, f"internal error while reading: {type(exc).__name__}: {exc}")
         if isinstance(prepared, Job):
             report.analysed += 1
             known = store.get(prepared) if store is not None else None
@@ -125,10 +124,10 @@ def _jobs(paths: Iterable[str], options: Options, report: Report, store: Optiona
             report.problems.append(prepared)
 
 
-def prepare(path: str, options: Options, table: Optional[Vocabulary] = None) -> Union[Job, Problem, None]:
-    """The job for a file, the Problem that stops it, or None when nothing can be found in it.
+def prepare(path: str, options: Options) -> Union[Job, Problem, None]:
+    """The job for a file, the Problem that stops it, or None when nothing can be found in it."""
+    from wd_guard.lint.engine import might_matter
 
-    ``table`` is the rules' vocabulary (see ``prefilter``); by default the rules are asked."""
     codes = options.codes_for(path)
     if not codes:
         return None
@@ -137,7 +136,7 @@ def prepare(path: str, options: Options, table: Optional[Vocabulary] = None) -> 
         text = decode_source(path, data)
     except _Unlintable as exc:
         return exc.problem
-    return Job(path, text, codes, table) if might_matter(data, select=codes, table=table) else None
+    return Job(path, text, codes) if might_matter(data, select=codes) else None
 
 
 def read_source(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> bytes:

@@ -8,15 +8,18 @@ be exactly what the rule's fix produces (no expected fix: the rule must offer no
 
 from __future__ import annotations
 
+import ast
 import warnings
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Type
 
 from .diagnostic import Diagnostic
+from .analysis import identifiers
 from .engine import lint_source, might_matter
 from .fix import fix_text
 from .rules import ALL_RULES
 from .rules.base import Invalid, LintRule
+from .vocabulary import identifiers_match
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,12 @@ def check_fix(case: Case, diagnostic: Diagnostic) -> None:
 
 
 def check_prefilter(case: Case) -> None:
-    """Assert that the byte pre-filter lets an INVALID example through."""
+    """Assert that neither the byte pre-filter nor the identifier check on CPython's tree
+    skips an INVALID example."""
     data = case.source.encode("utf-8")
-    assert might_matter(data, select={case.rule.CODE}), f"{case.id}: the pre-filter skips\n{case.source}"
+    code = {case.rule.CODE}
+    assert might_matter(data, select=code), f"{case.id}: the pre-filter skips\n{case.source}"
+    found = identifiers(ast.parse(data))
+    assert identifiers_match(found, code), f"{case.id}: the identifier check skips\n{case.source}"
     if case.rule.entry().static_default:
-        assert might_matter(data), f"{case.id}: the default pre-filter skips\n{case.source}"
+        assert might_matter(data) and identifiers_match(found), f"{case.id}: the default filters skip\n{case.source}"

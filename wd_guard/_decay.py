@@ -209,9 +209,11 @@ def stack_scalars(values: Sequence[Any], device: torch.device, dtype: torch.dtyp
     tensors = sum(isinstance(v, Tensor) for v in values)
     if not tensors:
         return torch.tensor([NAN if v is None else float(v) for v in values], dtype=dtype, device=device)
-    if tensors == len(values) and len({(v.device, v.dtype, v.dim()) for v in values}) == 1:
-        # Step counts: one stack where they live, one copy to ``device`` (no host round trip).
-        return torch.stack(values).reshape(-1).to(device=device, dtype=dtype)
+    if tensors == len(values):
+        try:  # step counts: one stack where they live, one copy to ``device`` (no host round trip)
+            return torch.stack(values).reshape(-1).to(device=device, dtype=dtype)
+        except RuntimeError:  # on several devices, or of several shapes
+            pass
     return torch.stack([torch.as_tensor(NAN if v is None else v, dtype=dtype, device=device).reshape(()) for v in values])
 
 

@@ -1,4 +1,4 @@
-"""Batched norms, strided samples and the reductions that make them global under sharding.
+"""Batched norms, fixed samples of optimizer state, and the reductions that make them global under sharding.
 
 Everything here works on *pieces*: the part of a logical parameter (and of its optimizer
 state) that this process holds. A plain or DDP parameter is one whole piece; an FSDP2
@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - old torch or a build without distribut
     except ImportError:
         DTensor = None  # type: ignore[assignment,misc]
 
-#: Elements sampled per tensor for the median of the optimizer state (see ``sample_view``).
+#: Elements sampled per tensor for the median of the optimizer state (see ``sample_index``).
 SAMPLE_SIZE = 1024
 
 Groups = Tuple[object, ...]  # process groups a piece is reduced over, in a fixed order
@@ -127,16 +127,17 @@ def dense_flat(tensor: Tensor) -> Tensor:
     """A 1-D view of every element of ``tensor`` in memory order, without copying.
 
     Works for contiguous and channels-last (any dense, non-overlapping) layouts; other
-    layouts are copied, which only costs time.
+    layouts are copied (see ``is_dense``).
     """
     if tensor.is_contiguous():
         return tensor.view(-1)
-    if _is_dense(tensor):
+    if is_dense(tensor):
         return tensor.as_strided((tensor.numel(),), (1,), tensor.storage_offset())
     return tensor.reshape(-1)
 
 
-def _is_dense(tensor: Tensor) -> bool:
+def is_dense(tensor: Tensor) -> bool:
+    """Whether ``tensor`` covers a contiguous block of memory in some dimension order."""
     expected = 1
     for size, stride in sorted(zip(tensor.shape, tensor.stride()), key=lambda pair: pair[1]):
         if size != 1 and stride != expected:
@@ -157,39 +158,31 @@ _GOLDEN = (math.sqrt(5) - 1) / 2
 
 
 @lru_cache(maxsize=4096)
-def sample_stride(numel: int, row_length: int, size: int = SAMPLE_SIZE) -> int:
-    """The stride of the fixed sample: at most ``numel // size``, coprime with the row length.
+def _lattice(rows: int, cols: int, size: int, device: torch.device) -> Tensor:
+    """Flat positions of a rank-1 lattice: ``size`` points, rows stratified, columns by golden steps.
 
-    Consecutive samples then land on distinct columns (of a matrix, or positions of a conv
-    filter), and among such strides the one whose step along a row is closest to a golden
-    fraction of the row spreads the columns most evenly (a Weyl sequence). The search stays
-    within one row of the largest stride, so the sample still spans nearly every row.
+    Point ``k`` sits in row ``(k + 1/2) * rows / size`` and column ``frac((k + 1) * phi) * cols``,
+    so every band of rows is sampled in proportion and the columns it meets are spread as
+    evenly as a sequence can spread them (a Weyl sequence), whatever the period of the
+    structure along a row (attention heads, q/k/v blocks, conv filter positions).
     """
-    top = max(1, numel // size)
-    low = max(1, top - row_length if top > row_length else top // 2)
-    best, best_gap = top, 2.0
-    for stride in range(top, low - 1, -1):
-        if math.gcd(stride, row_length) != 1:
-            continue
-        fraction = (stride % row_length) / row_length
-        gap = min(abs(fraction - _GOLDEN), abs(fraction - (1 - _GOLDEN)))
-        if gap < best_gap - 1e-12:
-            best, best_gap = stride, gap
-        if gap < 0.01:
-            break
-    return best
+    k = torch.arange(size, dtype=torch.float64)
+    row = ((2 * k + 1) * rows / (2 * size)).floor()
+    col = ((k + 1) * _GOLDEN % 1 * cols).floor()
+    return (row * cols + col).to(device=device, dtype=torch.long)
 
 
-def sample_view(tensor: Tensor, size: int = SAMPLE_SIZE) -> Tensor:
-    """At most ``size`` elements of ``tensor``: all of them if it is small, else a strided view.
-
-    The view reads ``size`` elements (one cache line each) and copies nothing; it stays
-    valid as long as the optimizer updates ``tensor`` in place. Tensors with fewer than
-    ``2 * size`` elements give their first ``size`` elements.
-    """
-    flat = dense_flat(tensor)
-    numel = flat.numel()
+def sample_index(tensor: Tensor, size: int = SAMPLE_SIZE) -> Optional[Tensor]:
+    """Positions in ``dense_flat(tensor)`` of the fixed sample, or None when all elements fit."""
+    numel = tensor.numel()
     if numel <= size:
-        return flat
-    stride = sample_stride(numel, _row_length(tensor), size)
-    return flat[: stride * size : stride]
+        return None
+    cols = _row_length(tensor)
+    return _lattice(numel // cols, cols, size, tensor.device)
+
+
+def sample(tensor: Tensor, size: int = SAMPLE_SIZE) -> Tensor:
+    """The fixed sample of ``tensor``: every element if it has at most ``size``, else ``size`` of them."""
+    index = sample_index(tensor, size)
+    flat = dense_flat(tensor)
+    return flat if index is None else flat.index_select(0, index)

@@ -1,7 +1,7 @@
 """A precomputed plan that turns a model and its optimizers into flat ``{key: float}`` stats.
 
 Built once (names, keys, optimizer mapping, index tensors); each :meth:`StatsPlan.compute`
-then costs one batched norm pass over the weights, a strided sample of the optimizer state
+then costs one batched norm pass over the weights, a fixed sample of the optimizer state
 for coupled adaptive decay, a handful of small vector operations and a single
 device-to-host transfer.
 """
@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from wd_guard import _decay
-from wd_guard._norms import SAMPLE_SIZE, Groups, all_reduce_rows, gather_columns, sample_view, squared_norms
+from wd_guard._medians import SampleGather, lower_medians
+from wd_guard._norms import Groups, all_reduce_rows, gather_columns, squared_norms
 from wd_guard._sources import collect_sources
 from wd_guard.optimizers import fact_for_class
 
@@ -34,6 +35,9 @@ class _Segments:
     keys: Tuple[str, ...]
     member: Tensor
     segment: Tensor
+    norm_keys: Tuple[str, ...]
+    decay_keys: Tuple[str, ...]
+    singletons: bool  # one parameter per segment: no sums needed
 
 
 @dataclass
@@ -49,6 +53,7 @@ class _Rows:
     index: Tensor
     sharded: Dict[Groups, Tensor]
     local: Optional[Tensor]
+    lookups: List[Tuple[Any, Tensor]]  # (optimizer, parameter) of each row; state is read live
 
 
 class StatsPlan:
@@ -89,8 +94,7 @@ class StatsPlan:
         self._reduce = self._reduce_rows()
         self.collective = bool(self._reduce)
         self._layout_key: Optional[tuple] = None
-        self._pieces: Dict[tuple, Tuple[list, List[Tensor]]] = {}
-        self._nan: Optional[Tensor] = None
+        self._gathers: Dict[Tuple[str, str], SampleGather] = {}
 
     # ----------------------------------------------------------------- setup
 
@@ -118,7 +122,10 @@ class StatsPlan:
     def _segments(self, names: Sequence[str], members: Sequence[Sequence[int]]) -> _Segments:
         flat = [i for group in members for i in group]
         segment = [s for s, group in enumerate(members) for _ in group]
-        return _Segments(tuple(names), self._index(flat), self._index(segment))
+        norm_keys = tuple(f"{self.prefix}weight_norm/{n}" for n in names)
+        decay_keys = tuple(f"{self.prefix}effective_decay/{n}" for n in names)
+        singletons = all(len(group) == 1 for group in members)
+        return _Segments(tuple(names), self._index(flat), self._index(segment), norm_keys, decay_keys, singletons)
 
     def _group_totals(self) -> _Segments:
         names, members = [], []
@@ -192,12 +199,15 @@ class StatsPlan:
             self._index(params),
             {g: self._index(r) for g, r in sharded.items()},
             self._index(local) if sharded else None,
+            [(self.optimizers[i], self.sources[k].tensor) for k, (i, _) in zip(params, groups)],
         )
 
     # ------------------------------------------------------------- compute
 
     def compute(self) -> Dict[str, float]:
         """``{key: value}`` for every series (and the totals when asked), read in one transfer."""
+        if not self.sources:
+            return {}
         with torch.no_grad():
             base, families, totals = self._layout()
             sq = squared_norms([s.piece.local(s.tensor) for s in self.sources], self.device)
@@ -216,11 +226,10 @@ class StatsPlan:
         at = 0
         for seg in segments:
             count = len(seg.keys)
-            for name, value in zip(seg.keys, values[at : at + count]):
-                out[f"{self.prefix}weight_norm/{name}"] = value
-            for name, value in zip(seg.keys, values[at + count : at + 2 * count]):
+            out.update(zip(seg.norm_keys, values[at : at + count]))
+            for key, value in zip(seg.decay_keys, values[at + count : at + 2 * count]):
                 if value == value:  # NaN: no formula for this optimizer, or no state yet
-                    out[f"{self.prefix}effective_decay/{name}"] = value
+                    out[key] = value
             at += 2 * count
         return out
 
@@ -229,13 +238,14 @@ class StatsPlan:
         group_dicts = [self.optimizers[i].param_groups[j] for i, j in rows.groups]
         columns = _decay.group_columns(family, group_dicts, self.device, dtype)
         cols = {k: v.index_select(0, rows.row_group_index) for k, v in columns.items()}
-        states = [self.optimizers[i].state.get(self.sources[k].tensor) for k, (i, _) in zip(rows.params, rows.row_keys)]
+        states = [optimizer.state.get(tensor) for optimizer, tensor in rows.lookups]
         row_groups = [group_dicts[g] for g in rows.row_group] if family.state_cols else []
         cols.update(self._reduced_state_cols(rows, _decay.state_columns(family, list(zip(row_groups, states)), self.device, dtype)))
         if family.states:
-            samples = [self._samples(rows, states, key) for key in family.states]
+            gathers = [self._gather(rows, states, key) for key in family.states]
+            samples = [gather.run() for gather in gathers]
             x = samples[0] if family.combine is None else family.combine(samples, cols)
-            cols["x"] = self._medians(rows, x).to(dtype)
+            cols["x"] = self._medians(rows, x, gathers[0]).to(dtype)
         return family.rate(cols).to(torch.float64)
 
     def _reduced_state_cols(self, rows: _Rows, cols: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -248,32 +258,19 @@ class StatsPlan:
             cols[name] = torch.where(torch.isinf(filled) & (filled < 0), torch.nan, filled)
         return cols
 
-    def _samples(self, rows: _Rows, states: List[Optional[Dict[str, Any]]], key: str) -> Tensor:
-        """``[rows, SAMPLE_SIZE]`` samples of state ``key``, NaN-padded; views reused while valid."""
+    def _gather(self, rows: _Rows, states: List[Optional[Dict[str, Any]]], key: str) -> SampleGather:
+        """The gather of state ``key``'s samples for these rows, rebuilt when its tensors change."""
         tensors = [state.get(key) if state else None for state in states]
-        cached = self._pieces.get((rows.family.name, key))
-        if cached is None or len(cached[0]) != len(tensors) or any(a is not b for a, b in zip(cached[0], tensors)):
-            cached = (tensors, self._sample_pieces(rows, tensors))
-            self._pieces[(rows.family.name, key)] = cached
-        return torch.cat(cached[1]).view(len(tensors), SAMPLE_SIZE)
+        gather = self._gathers.get((rows.family.name, key))
+        if gather is None or len(gather.tensors) != len(tensors) or any(a is not b for a, b in zip(gather.tensors, tensors)):
+            gather = SampleGather(tensors, [self.sources[k].piece for k in rows.params], self.device)
+            self._gathers[(rows.family.name, key)] = gather
+        return gather
 
-    def _sample_pieces(self, rows: _Rows, tensors: List[Optional[Tensor]]) -> List[Tensor]:
-        nan = self._nan_pad()
-        pieces: List[Tensor] = []
-        for k, tensor in zip(rows.params, tensors):
-            view = nan[:0] if tensor is None else sample_view(self.sources[k].piece.local(tensor))
-            pieces.append(view if view.device == self.device else view.to(self.device))
-            pieces.append(nan[: SAMPLE_SIZE - view.numel()])
-        return pieces
-
-    def _nan_pad(self) -> Tensor:
-        if self._nan is None:
-            self._nan = torch.full((SAMPLE_SIZE,), float("nan"), device=self.device)
-        return self._nan
-
-    def _medians(self, rows: _Rows, x: Tensor) -> Tensor:
+    def _medians(self, rows: _Rows, x: Tensor, gather: SampleGather) -> Tensor:
+        """Each row's lower median; sharded rows over the samples of every shard together."""
         if not rows.sharded:
-            return torch.nanmedian(x, dim=1).values
+            return lower_medians(x, gather)
         out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
         if rows.local is not None and rows.local.numel():
             out.index_copy_(0, rows.local, torch.nanmedian(x.index_select(0, rows.local), dim=1).values)
@@ -292,6 +289,8 @@ def _aggregate(sq: Tensor, eff: Tensor, seg: _Segments) -> Tuple[Tensor, Tensor]
     """Norms of each segment and its norm-weighted effective decay (plain mean if all zero)."""
     count = len(seg.keys)
     sq_m, eff_m = sq.index_select(0, seg.member), eff.index_select(0, seg.member)
+    if seg.singletons:
+        return sq_m.sqrt(), eff_m
     den = sq.new_zeros(count).index_add_(0, seg.segment, sq_m)
     num = sq.new_zeros(count).index_add_(0, seg.segment, eff_m * sq_m)
     mean = sq.new_zeros(count).index_add_(0, seg.segment, eff_m) / sq.new_zeros(count).index_add_(0, seg.segment, torch.ones_like(sq_m))

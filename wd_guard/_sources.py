@@ -50,7 +50,11 @@ def collect_sources(model: nn.Module, optimized: Set[int]) -> Tuple[List[Source]
         if not (param.requires_grad or id(param) in optimized):
             continue
         handle = fsdp1.get(id(param))
-        if handle is not None:
+        if hasattr(param, "ds_tensor"):
+            # DeepSpeed ZeRO-3 keeps an empty placeholder here and the shard elsewhere: its
+            # norm would read as 0, so the parameter is left out rather than misreported.
+            notes.append(f"{clean_name(name)}: DeepSpeed ZeRO-3 partitioned parameter; not logged")
+        elif handle is not None:
             sources.extend(_fsdp1_sources(name, param, handle, notes))
         elif is_dtensor(param):
             piece = dtensor_piece(param)

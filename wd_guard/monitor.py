@@ -20,7 +20,7 @@ class WeightMonitor:
     manual optimization and several optimizers are handled) reaches a new multiple of
     ``log_every_n_steps``; every other batch costs a couple of attribute reads.
 
-    A logging step reads every weight once (batched norms), a strided sample of the
+    A logging step reads every weight once (batched norms), a fixed sample of the
     optimizer state for coupled adaptive decay, moves all values to the host in one
     transfer, and calls ``logger.log_metrics(metrics, step=trainer.global_step)`` for each of
     ``trainer.loggers``, on global rank zero only. Definitions of both quantities and the
@@ -31,6 +31,8 @@ class WeightMonitor:
     summed across the process group (a collective every rank must join); rank zero logs.
     FSDP1 flat parameters are mapped back to the original names from FSDP's shard metadata;
     where that is missing, the flat parameter's norm is logged and a warning says so once.
+    DeepSpeed ZeRO-3 partitioned parameters are left out (a warning says so once) rather
+    than logged as the norm of their empty placeholder.
 
     Args:
         log_every_n_steps: log every this many optimizer steps; ``None`` uses the Trainer's

@@ -29,7 +29,8 @@ def weight_stats(model: nn.Module, optimizer: Union[Any, Sequence[Any]], *, per_
 
         ``weight_norm`` is the 2-norm of the whole parameter: under DDP every rank returns the
         same numbers; for FSDP2 / DTensor and FSDP1 parameters the local shards' squared norms
-        are summed across the process group (every rank must call this function).
+        are summed across the process group (every rank must call this function). DeepSpeed
+        ZeRO-3 partitioned parameters are left out, with a warning.
 
         ``effective_decay`` is the fraction of the weight that decay alone removes per step at
         the current learning rate, read from the optimizer's own state and step count and
@@ -43,16 +44,22 @@ def weight_stats(model: nn.Module, optimizer: Union[Any, Sequence[Any]], *, per_
         (before its first step), has no ``effective_decay`` key: no number is invented.
 
     Median estimator:
-        The median is taken over a fixed strided sample of at most ``SAMPLE_SIZE`` (1024)
-        elements per tensor (all elements of smaller tensors, whose median is then exact).
-        The stride is a prime that does not divide the row length, so the sample visits every
-        column of a matrix and every position of a conv filter rather than a few. The
-        element-wise term is monotone in the optimizer's second moment, so the sample median
-        of the moment maps to the median of the term. Measured on Adam state after real
-        training steps and on synthetic states with row and column structure (GPT-2-small
-        and ResNet-50 shapes), the estimate lies between the 45th and 55th percentile of the
-        tensor's exact values (rank error at most 0.05); ``tests/stats/test_estimator.py``
-        checks that bound, and ``benchmarks/stats_speed.py`` prints the measured errors.
+        The exact median over every element costs a sort of each tensor's state; instead the
+        median is taken over a fixed sample of ``SAMPLE_SIZE`` (1024) elements per tensor
+        (every element of smaller tensors, whose median is then exact). The sample is a
+        rank-1 lattice: point ``k`` lies in row ``(k + 1/2) * rows / 1024`` and column
+        ``frac((k + 1) * golden ratio) * columns``, so all row bands are covered in proportion
+        and the columns met are spread evenly whatever the period of the structure along a
+        row (attention heads, q/k/v blocks, conv filter positions). The element-wise term is
+        monotone in the per-element state, so the sample median of the state maps to the
+        median of the term. Measured error bound (``tests/stats/test_estimator.py`` asserts
+        it, ``benchmarks/stats_speed.py`` prints it): the estimate's rank among the exact
+        values is within 0.06 of one half (largest measured 0.051, root mean square 0.010,
+        over the Adam states of GPT-2 small and ResNet-50 after real training steps and 120
+        synthetic states with row, column, block and periodic structure; a uniformly random
+        sample of 1024 has a standard error of 0.016). In value, the effective decay is then
+        within 20% of the exact median's (largest measured: 18%, right after the first step,
+        when the second moments are most spread out).
 
     Example::
 

@@ -16,6 +16,7 @@ import libcst as cst
 
 from wd_guard.catalogue import Rule, get_rule
 from ..names import NameTable
+from ..vocabulary import matches
 
 T = TypeVar("T")
 
@@ -89,6 +90,8 @@ class FileContext:
         self.names = names
         self._nodes = nodes
         self._shared: Dict[Callable[..., Any], Any] = {}
+        self.text: Optional[str] = None  # the source text, when the engine has it
+        self.statement_lines: Optional[List[int]] = None  # first line of each top-level statement
 
     def nodes(self, node_type: Type[cst.CSTNode]) -> Sequence[cst.CSTNode]:
         """Every node of ``node_type`` in the file, in source order (the type must be one a
@@ -110,8 +113,9 @@ class LintRule(abc.ABC):
     """Base of every static rule.
 
     ``NODES`` names the node types the rule reads (collected in the engine's single walk);
-    ``VOCABULARY`` is what the raw bytes of a file must contain for the rule to possibly fire:
-    every group must be matched by one of its words.
+    ``VOCABULARY`` is what the raw bytes of a file must contain for the rule to possibly fire
+    (every group must be matched by one of its words): the rule's entry in
+    ``vocabulary.BY_CODE``, which the pre-filter reads without loading any rule.
     """
 
     CODE: ClassVar[str]
@@ -131,15 +135,8 @@ class LintRule(abc.ABC):
     @classmethod
     def might_fire(cls, source: bytes) -> bool:
         """Whether ``source`` contains this rule's vocabulary."""
-        return all(any(word in source for word in group) for group in cls.VOCABULARY)
+        return matches(cls.VOCABULARY, source)
 
     @abc.abstractmethod
     def check(self) -> Iterator[Report]:
         """Yield a report for each finding in ``self.ctx``."""
-
-
-def words(*names: str) -> Tuple[bytes, ...]:
-    """A vocabulary group: the words, minus those that contain another word of the group
-    (a text holding ``AdamW`` holds ``Adam``), in a stable order."""
-    unique = list(dict.fromkeys(name.encode() for name in names))
-    return tuple(word for word in unique if not any(other != word and other in word for other in unique))

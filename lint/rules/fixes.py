@@ -12,13 +12,14 @@ no fix is offered.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import List, Optional, Sequence, Tuple, Union
 
 import libcst as cst
 
 from wd_guard.optimizers import DecayKind, OptimizerFact, lookup
 
-from ..names import Names, dotted
+from ..names import Names, dotted, string_value
 from ..walk import iter_nodes
 from .base import Change, DeleteLines, FileContext, FixPlan, InsertLines, Replace
 from .sites import PARAMS, WEIGHT_DECAY, Site
@@ -132,9 +133,23 @@ def rename_alias(statement: cst.ImportFrom, alias: cst.ImportAlias, name: str) -
     return statement.deep_replace(alias, alias.with_changes(name=cst.Name(name), asname=None))  # type: ignore[return-value]
 
 
-def other_uses(module: cst.Module, name: str, exclude: cst.CSTNode) -> int:
-    """How many names ``name`` the file reads besides ``exclude`` (any scope: a safe count)."""
-    return sum(1 for node in iter_nodes(module) if isinstance(node, cst.Name) and node.value == name and node is not exclude)
+def name_counts(ctx: FileContext) -> Counter:
+    """How often each name is read in the file, whatever the scope (computed once a file).
+    A string holding just the name counts too: ``__all__ = ["Adam"]`` re-exports it."""
+    counts: Counter = Counter()
+    for node in iter_nodes(ctx.module):
+        if isinstance(node, cst.Name):
+            counts[node.value] += 1
+        elif isinstance(node, cst.SimpleString):
+            value = string_value(node)
+            if value is not None and value.isidentifier():
+                counts[value] += 1
+    return counts
+
+
+def other_uses(ctx: FileContext, name: cst.Name) -> int:
+    """How many other reads of ``name``'s identifier the file has (any scope: a safe count)."""
+    return ctx.shared(name_counts)[name.value] - 1
 
 
 # -- WD101 -------------------------------------------------------------------------------
@@ -207,7 +222,7 @@ def _renamed_callee(func: cst.BaseExpression, counterpart: OptimizerFact, names:
     target = f"{qualified.rpartition('.')[0]}.{new}"
     if lookup(target) is not counterpart:
         return None
-    used_elsewhere = other_uses(ctx.module, func.value, func) > 0
+    used_elsewhere = other_uses(ctx, func) > 0
     local = names.local_name_for(target) or names.local_name_for(counterpart.name)
     if local is not None:
         return func, local, () if used_elsewhere else (_remove_alias(statement, alias, ctx),)

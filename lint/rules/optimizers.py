@@ -10,9 +10,10 @@ import libcst as cst
 from wd_guard.optimizers import DecayKind
 
 from ..names import Names
-from .base import Invalid, LintRule, Report, words
+from ..vocabulary import BY_CODE, DECAYING
+from .base import Invalid, LintRule, Report
 from .fixes import decouple, use_param_groups
-from .sites import DECAYING, Group, Site, class_names, optimizer_sites
+from .sites import Group, Site, optimizer_sites
 
 
 class CoupledDecayAdaptive(LintRule):
@@ -20,7 +21,7 @@ class CoupledDecayAdaptive(LintRule):
 
     CODE = "WD101"
     NODES = (cst.Call,)
-    VOCABULARY = (words(*class_names(DecayKind.COUPLED_ADAPTIVE)),)
+    VOCABULARY = BY_CODE[CODE]
     VALID = (
         "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3)\n",
@@ -97,7 +98,7 @@ class BlanketDecay(LintRule):
 
     CODE = "WD210"
     NODES = (cst.Call,)
-    VOCABULARY = (words(*class_names(*DECAYING)), (b"parameters",))
+    VOCABULARY = BY_CODE[CODE]
     VALID = (
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3)\n",
         "import torch\nopt = torch.optim.AdamW(model.parameters(), weight_decay=0.0)\n",
@@ -229,7 +230,7 @@ class ExcessiveDecay(LintRule):
 
     CODE = "WD302"
     NODES = (cst.Call,)
-    VOCABULARY = (words(*class_names(*DECAYING)),)
+    VOCABULARY = BY_CODE[CODE]
     THRESHOLD = 0.1
     VALID = (
         "import torch\nopt = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=5e-4)\n",

@@ -17,17 +17,15 @@ import libcst as cst
 
 from ..names import NameTable, Names, string_value
 from ..walk import iter_nodes
-from .base import FileContext, Invalid, LintRule, Report, words
-from .sites import DECAYING, class_names, iter_decaying, optimizer_sites
+from ..vocabulary import BY_CODE, NORM_METHODS, NORMS, POWS, SQUARE_METHODS, SQUARES
+from .base import FileContext, Invalid, LintRule, Report
+from .sites import iter_decaying, optimizer_sites
 
-_NORMS = frozenset({"torch.norm", "torch.functional.norm", "torch.linalg.norm", "torch.linalg.vector_norm", "torch.linalg.matrix_norm"})
-_SQUARES = frozenset({"torch.square"})
-_POWS = frozenset({"torch.pow"})
 _REDUCTIONS = frozenset({"sum", "mean"})
 _TORCH_REDUCTIONS = frozenset({"torch.sum", "torch.mean"})
 _RESHAPES = frozenset({"view", "flatten", "reshape", "float", "double", "contiguous", "ravel"})
 _ZEROS = frozenset({"torch.tensor", "torch.as_tensor", "torch.scalar_tensor", "torch.zeros", "torch.zeros_like"})
-_KNOWN_LAST = frozenset(name.rsplit(".", 1)[-1] for name in _NORMS | _SQUARES | _POWS | _TORCH_REDUCTIONS | _ZEROS)
+_KNOWN_LAST = frozenset(name.rsplit(".", 1)[-1] for name in NORMS | SQUARES | POWS | _TORCH_REDUCTIONS | _ZEROS)
 _DEPTH = 48
 Params = FrozenSet[str]
 NO_PARAMS: Params = frozenset()
@@ -41,7 +39,6 @@ class _AnyName(frozenset):
 
 
 ANY_NAME: Params = _AnyName()
-PENALTY_WORDS = words("pow", "**", "norm", "square")
 # How one binding of a name relates to a penalty.
 _ZERO, _PENALTY, _ACCUMULATE, _OTHER = "zero", "penalty", "accumulate", "other"
 
@@ -123,15 +120,15 @@ class Penalties:
         if not isinstance(expr, cst.Call):
             return None
         args = [arg for arg in expr.args if not arg.star]
-        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("pow", "square"):
+        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in SQUARE_METHODS:
             exponent = args[0].value if args else None
             if expr.func.attr.value == "square" and not args:
                 return expr.func.value
             return expr.func.value if exponent is not None and self.names.number(exponent) == 2 else None
         name = self._call_name(expr)
-        if name in _SQUARES and len(args) == 1:
+        if name in SQUARES and len(args) == 1:
             return args[0].value
-        if name in _POWS and len(args) == 2 and self.names.number(args[1].value) == 2:
+        if name in POWS and len(args) == 2 and self.names.number(args[1].value) == 2:
             return args[0].value
         return None
 
@@ -142,9 +139,9 @@ class Penalties:
         args = list(expr.args)
         if any(arg.star for arg in args):
             return False
-        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "norm" and self.names.qualified(expr.func) not in _NORMS:
+        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in NORM_METHODS and self.names.qualified(expr.func) not in NORMS:
             subject, rest = expr.func.value, args
-        elif self._call_name(expr) in _NORMS and args and args[0].keyword is None:
+        elif self._call_name(expr) in NORMS and args and args[0].keyword is None:
             subject, rest = args[0].value, args[1:]
         else:
             return False
@@ -335,7 +332,7 @@ class DoubleL2(LintRule):
 
     CODE = "WD401"
     NODES = _NODES
-    VOCABULARY = (words(*class_names(*DECAYING)), PENALTY_WORDS)
+    VOCABULARY = BY_CODE[CODE]
     VALID = (
         "import torch\nloss = ce + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
         "import torch\nloss = ce + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())\nopt = torch.optim.SGD(params, lr=0.1, weight_decay=0)\n",
@@ -380,7 +377,7 @@ class L2PenaltyAdaptive(LintRule):
 
     CODE = "WD402"
     NODES = _NODES
-    VOCABULARY = (words(*class_names(adaptive=True)), PENALTY_WORDS)
+    VOCABULARY = BY_CODE[CODE]
     VALID = (
         "import torch\nloss = ce + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())\nopt = torch.optim.SGD(params, lr=0.1)\n",
         "import torch\nloss = ce + 1e-4 * sum(p.pow(2).sum() for p in model.parameters())\n",

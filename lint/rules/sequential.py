@@ -7,16 +7,10 @@ from typing import Iterator, List, Optional, Sequence
 import libcst as cst
 
 from ..names import Names
-from .base import Invalid, LintRule, Report, words
+from ..vocabulary import BATCH_NORMS, BY_CODE, LAYERS
+from .base import Invalid, LintRule, Report
 
 _SEQUENTIAL = "Sequential"
-_LAYERS = frozenset(
-    {"Linear", "LazyLinear", "Bilinear"}
-    | {f"{lazy}Conv{kind}{d}d" for lazy in ("", "Lazy") for kind in ("", "Transpose") for d in (1, 2, 3)}
-)
-_BATCH_NORMS = frozenset({f"{lazy}BatchNorm{d}d" for lazy in ("", "Lazy") for d in (1, 2, 3)} | {"SyncBatchNorm"})
-
-
 def torch_nn_class(expr: cst.BaseExpression, names: Names) -> Optional[str]:
     """``'Conv2d'`` for ``nn.Conv2d``, ``torch.nn.Conv2d``, ``torch.nn.modules.conv.Conv2d``
     or an imported ``Conv2d`` from one of them; None for anything else."""
@@ -32,7 +26,7 @@ class DecayedScaleInvariant(LintRule):
 
     CODE = "WD204"
     NODES = (cst.Call,)
-    VOCABULARY = ((b"Sequential",), (b"BatchNorm",), words("Linear", "Conv"))
+    VOCABULARY = BY_CODE[CODE]
     VALID = (
         "import torch.nn as nn\nblock = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.BatchNorm2d(8))\n",
         "import torch.nn as nn\nblock = nn.Sequential(nn.BatchNorm1d(8), nn.Linear(8, 8))\n",
@@ -56,7 +50,7 @@ class DecayedScaleInvariant(LintRule):
                 continue
             layers = _layers(call, names)
             for layer, following in zip(layers, layers[1:]):
-                if _class_of(layer, names) in _LAYERS and _class_of(following, names) in _BATCH_NORMS:
+                if _class_of(layer, names) in LAYERS and _class_of(following, names) in BATCH_NORMS:
                     yield Report(layer)
 
 

@@ -15,9 +15,10 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
-from wd_guard.optimizers import OPTIMIZERS, DecayKind, OptimizerFact, lookup
+from wd_guard.optimizers import DecayKind, OptimizerFact, lookup
 
 from ..names import Names, string_value
+from ..vocabulary import DECAYING, class_names
 from .base import FileContext
 
 PARTIAL = "functools.partial"
@@ -26,19 +27,6 @@ WEIGHT_DECAY = "weight_decay"
 LR = "lr"
 
 
-def class_names(*kinds: DecayKind, adaptive: Optional[bool] = None) -> Tuple[str, ...]:
-    """Class names (as written in code) of the known optimizers of the given decay kinds."""
-    return tuple(
-        dict.fromkeys(
-            name.rsplit(".", 1)[-1]
-            for fact in OPTIMIZERS
-            if (not kinds or fact.decay in kinds) and (adaptive is None or fact.adaptive == adaptive)
-            for name in (fact.name, *fact.aliases)
-        )
-    )
-
-
-DECAYING = (DecayKind.COUPLED_ADAPTIVE, DecayKind.DECOUPLED, DecayKind.L2)
 _CLASS_NAMES = frozenset(class_names())
 
 

@@ -14,7 +14,7 @@ from wd_guard.catalogue import iter_rules
 from docs_helpers import EXAMPLES
 
 BAD = EXAMPLES / "bad_optimizers.py"
-WD_LINT = str(Path(sys.executable).with_name("wd-lint"))
+WD_LINT = str(Path(sys.executable).with_name("wd-lint"))  # the console script, run by this interpreter
 MARKER = re.compile(r"# wd-lint( opt-in)?: (WD\d+(?: WD\d+)*)\s*$")
 
 
@@ -29,7 +29,7 @@ def expected(opt_in: bool) -> Set[Tuple[int, str]]:
 
 
 def lint(*options: str) -> List[dict]:
-    result = subprocess.run([WD_LINT, "--format", "json", *options, str(BAD)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, WD_LINT, "--format", "json", *options, str(BAD)], capture_output=True, text=True)
     assert result.returncode == 1, result.stdout + result.stderr
     return json.loads(result.stdout)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
+import torch
 
 from wd_guard import WeightDecayWarning
 
@@ -30,7 +31,9 @@ def in_examples(tmp_path, monkeypatch):
         monkeypatch.setattr(sys, "argv", [str(EXAMPLES / name), *argv])
         runpy.run_path(str(EXAMPLES / name), run_name="__main__")
 
-    return run
+    threads = torch.get_num_threads()  # the examples pin one thread; give the worker its own back
+    yield run
+    torch.set_num_threads(threads)
 
 
 def codes(caught: List[warnings.WarningMessage]) -> List[str]:
@@ -69,13 +72,29 @@ def test_lightning_classifier_warns_on_the_mistaken_run_only(in_examples, capsys
     assert re.search(r"^mistaken: validation accuracy \d\.\d{3}$", out, flags=re.M)
     assert re.search(r"^fixed: validation accuracy \d\.\d{3}$", out, flags=re.M)
     for run in ("mistaken", "fixed"):
-        header = (tmp_path / "runs" / run / "metrics.csv").read_text().splitlines()[0]
-        assert "weight_norm/embedding.weight" in header and "effective_decay/head.weight" in header
+        columns = (tmp_path / "runs" / run / "metrics.csv").read_text().splitlines()[0].split(",")
+        for key in readme_logged_keys():
+            assert any(re.fullmatch(key, column) for column in columns), (key, columns)
+
+
+def readme_logged_keys() -> List[str]:
+    """The keys README.md's "Logged keys" table promises, as regular expressions."""
+    section = (ROOT / "README.md").read_text().split("### Logged keys")[1].split("\n#")[0]
+    keys = re.findall(r"`((?:weight_norm|effective_decay)/[^`]*)`", section)
+    assert len(keys) >= 6, section
+    placeholders = {re.escape("<name>"): r"[\w.]+", re.escape("<i>"): r"\d+", re.escape("<j>"): r"\d+"}
+    patterns = []
+    for key in keys:
+        pattern = re.escape(key)
+        for placeholder, regex in placeholders.items():
+            pattern = pattern.replace(placeholder, regex)
+        patterns.append(pattern)
+    return patterns
 
 
 def test_lightning_cli_builds_the_callback_from_yaml(in_examples, tmp_path):
     config = str(EXAMPLES / "lightning_cli.yaml")
-    overrides = ["--trainer.max_steps=3", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    overrides = ["--trainer.max_steps=3", "--trainer.log_every_n_steps=1", f"--trainer.logger.init_args.save_dir={tmp_path}"]
     with pytest.warns(WeightDecayWarning) as caught:
         in_examples("lightning_cli.py", "fit", "--config", config, *overrides)
     assert "WD101" in codes(caught.list)
@@ -97,9 +116,13 @@ def test_demo_prints_findings_lints_and_draws(tmp_path):
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     mistaken, fixed = out.split("fixed run:")
+    assert re.search(r"^wd-guard: 4 findings \(1 error, 3 warnings\)\n  code +severity", mistaken, flags=re.M)
+    assert re.search(r"^  WD203 +warning +0 +0 +1 +decayed-embedding$", mistaken, flags=re.M)
     assert re.search(r"^  WD101 ", mistaken, flags=re.M) and re.search(r"^  WD203 ", mistaken, flags=re.M)
     assert not re.search(r"^  WD[12]\d\d ", fixed, flags=re.M)
     assert re.search(r"^examples/bad_optimizers\.py:\d+:\d+: WD302 ", out, flags=re.M)
+    (summary,) = re.findall(r"^```text\n(.*?)^```", (ROOT / "README.md").read_text(), flags=re.M | re.S)
+    assert summary in mistaken  # the README shows the demo's real output
     picture = Path(re.search(r"^picture: (.+)$", out, flags=re.M).group(1))
     assert picture == (tmp_path / "out" / "weight_norms.png").resolve()
     width, height = png_size(picture)

@@ -87,25 +87,50 @@ def test_readme_has_the_snippets_these_tests_run():
     assert len(blocks("python")) >= 2 and len(blocks("bash")) >= 3 and len(blocks("yaml")) >= 2
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-@pytest.mark.parametrize("index", range(len(blocks("python"))))
-def test_python_snippet_runs(index, tmp_path):
-    source = blocks("python")[index]
+# Runs each snippet file given on the command line in a fresh namespace, in one interpreter
+# (torch and Lightning are imported once), and writes its output and status next to it.
+DRIVER = """
+import contextlib, runpy, sys, traceback, warnings
+warnings.simplefilter("always")
+for path in sys.argv[1:]:
+    with open(path + ".out", "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            runpy.run_path(path, run_name="__main__")
+            status = "ok"
+        except BaseException:
+            traceback.print_exc()
+            status = "failed"
+    with open(path + ".status", "w") as handle:
+        handle.write(status)
+"""
+
+
+def snippet_script(source: str) -> str:
+    """The snippet after a prelude that defines the names it uses but does not define."""
     needed = undefined_names(source)
     assert needed <= set(PRELUDE), f"snippet uses {needed - set(PRELUDE)} without defining them"
-    prelude = "import torch\ntorch.set_num_threads(1)\n" + "".join(textwrap.dedent(PRELUDE[name]) for name in sorted(needed))
-    script = tmp_path / "snippet.py"
-    script.write_text(prelude + "\n" + source)
-    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=230)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    for name in needed & set(PRELUDE_SHOWS):
-        assert PRELUDE_SHOWS[name] in output
-    # Codes a snippet's comments promise must be in what it prints.
-    promised = re.findall(r"WD\d{3}", " ".join(re.findall(r"#.*", source)))
-    for code in promised:
-        assert code in output, f"the snippet's comment promises {code}; output:\n{output}"
+    prelude = "import torch\ntorch.set_num_threads(1)\n"
+    return prelude + "".join(textwrap.dedent(PRELUDE[name]) for name in sorted(needed)) + "\n" + source
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_python_snippets_run(tmp_path):
+    sources = blocks("python")
+    paths = [tmp_path / f"snippet_{index}.py" for index in range(len(sources))]
+    for path, source in zip(paths, sources):
+        path.write_text(snippet_script(source))
+    (tmp_path / "driver.py").write_text(DRIVER)
+    driver = subprocess.run([sys.executable, "driver.py", *map(str, paths)], cwd=tmp_path, capture_output=True, text=True, timeout=290)
+    assert driver.returncode == 0, driver.stdout + driver.stderr
+    for path, source in zip(paths, sources):
+        output = Path(f"{path}.out").read_text()
+        assert Path(f"{path}.status").read_text() == "ok", f"README snippet failed:\n{source}\n{output}"
+        for name in undefined_names(source) & set(PRELUDE_SHOWS):
+            assert PRELUDE_SHOWS[name] in output, output
+        # Codes a snippet's comments promise must be in what it prints.
+        for code in re.findall(r"WD\d{3}", " ".join(re.findall(r"#.*", source))):
+            assert code in output, f"the snippet's comment promises {code}; output:\n{output}"
 
 
 def shell_lines() -> List[str]:
@@ -132,7 +157,8 @@ def project(tmp_path: Path) -> Path:
 def run_shell(command: str, cwd: Path) -> Tuple[int, str]:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     argv = shlex.split(command)
-    argv[0] = sys.executable if argv[0] == "python" else argv[0]
+    # Console scripts run with this interpreter, whatever their shebang says.
+    argv[:1] = [sys.executable] if argv[0] == "python" else [sys.executable, str(BIN / argv[0])]
     result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     return result.returncode, result.stdout + result.stderr
 
@@ -161,6 +187,10 @@ def check_wd_lint(command: str, project: Path) -> None:
     if "--explain" in command:
         assert status == 0, output
         assert output.strip() == get_rule(command.split()[-1]).explain().strip()
+    elif "--diff" in command:
+        assert status == 1, output
+        assert "+++ b/src/train.py" in output and "+    return AdamW(" in output, output
+        assert (project / "src" / "train.py").read_text() == (EXAMPLES / "bad_optimizers.py").read_text()
     else:
         assert status == 1, output
         assert re.search(r"src/train\.py:\d+:\d+: WD101 ", output), output
@@ -189,13 +219,18 @@ def test_shell_command_works(command, project):
     CHECKS[program](command, project)
 
 
-def test_precommit_snippet_names_the_hook_and_this_version():
-    (config,) = [yaml.safe_load(body) for body in blocks("yaml") if "repos:" in body]
-    (repo,) = config["repos"]
+def test_precommit_snippet_is_a_valid_config_for_this_hook_and_version(tmp_path):
+    from pre_commit.clientlib import load_config
+
+    (body,) = [body for body in blocks("yaml") if "repos:" in body]
+    (tmp_path / ".pre-commit-config.yaml").write_text(body)
+    (repo,) = load_config(str(tmp_path / ".pre-commit-config.yaml"))["repos"]
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert [hook["id"] for hook in repo["hooks"]] == ["wd-lint"]
-    assert "wd-lint" in [hook["id"] for hook in hooks]
-    assert repo["rev"] == f"v{wd_guard.__version__}"
+    (shipped,) = [hook for hook in hooks if hook["id"] == "wd-lint"]
+    assert repo["hooks"][0]["entry"] == shipped["entry"]
+    assert repo["hooks"][0]["types"] == shipped["types"]
+    assert f"rev: v{wd_guard.__version__}" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_lightning_cli_snippet_is_what_the_example_config_uses():

@@ -17,7 +17,8 @@ from typing import Dict, List, Tuple
 import pytest
 
 from wd_guard.lint.config import static_codes
-from wd_guard.lint.engine import lint_source, might_matter
+from wd_guard.lint import analysis
+from wd_guard.lint.engine import might_matter
 from wd_guard.lint.runner import Options, apply_noqa, decode_source, lint_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,13 +55,15 @@ def sample() -> List[Path]:
 
 
 def full_analysis(paths: List[Path]) -> Found:
+    """libcst's parse of every file and every rule, with no pre-filter at all."""
     found: Found = {}
     for path in paths:
         text = decode_source(str(path), path.read_bytes())
         try:
-            diagnostics = lint_source(text, str(path), select=ALL)
+            ctx, reports = analysis.parse_and_check(text, str(path), select=ALL)
         except Exception:  # noqa: BLE001 - a file libcst cannot read has no findings to compare
             continue
+        diagnostics = [diagnostic for diagnostic, _ in analysis.locate(ctx, reports)]
         found[str(path)] = sorted(astuple(d) for d in apply_noqa(diagnostics, text))
     return {path: rows for path, rows in found.items() if rows}
 

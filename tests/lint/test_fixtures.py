@@ -16,6 +16,7 @@ from typing import Counter, Tuple
 import pytest
 
 from wd_guard.catalogue import get_rule
+from wd_guard.lint import analysis
 from wd_guard.lint.engine import lint_source, might_matter
 from wd_guard.lint.rules import ALL_RULES
 
@@ -55,6 +56,14 @@ def test_default_selection_leaves_out_opt_in_rules(path):
     source = path.read_bytes()
     default = collections.Counter({key: n for key, n in expected(source).items() if get_rule(key[1]).static_default})
     assert reported(source, path, select=None) == default
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
+def test_fast_path_equals_a_full_parse(path):
+    source = path.read_bytes()
+    fast = lint_source(source, str(path), select=ALL_CODES) if might_matter(source, select=ALL_CODES) else []
+    full = [d for d, _ in analysis.locate(*analysis.parse_and_check(source, str(path), select=ALL_CODES))]
+    assert fast == full
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)

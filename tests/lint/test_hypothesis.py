@@ -31,6 +31,7 @@ settings.register_profile("wd-lint-ci", max_examples=40, deadline=None, suppress
 settings.register_profile("wd-lint-thorough", max_examples=3000, deadline=None, suppress_health_check=_QUIET)
 PROFILE = settings.get_profile("wd-lint-" + os.environ.get("WD_LINT_FUZZ", "ci"))
 ALL = expand("ALL")
+pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")  # hypothesmith compiles what it draws
 STATIC = {rule.code for rule in iter_rules("static")}
 ALLOWED_PROBLEMS = {isolate.SYNTAX, isolate.TOO_DEEP}
 LINE_BREAK = re.compile(r"\r\n|\r|\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wd_guard.catalogue import get_rule, iter_rules
-from wd_guard.lint import testing
+from wd_guard.lint import testing, vocabulary
 from wd_guard.lint.engine import lint_source
 from wd_guard.lint.rules import ALL_RULES, rule_for, rules_for
 
@@ -26,6 +26,11 @@ def test_prefilter_keeps_every_invalid_example(case):
 def test_every_static_code_has_a_rule():
     static = {rule.code for rule in iter_rules("static")}
     assert {rule.CODE for rule in ALL_RULES} == static
+
+
+def test_each_rule_declares_the_vocabulary_the_prefilter_reads():
+    assert set(vocabulary.BY_CODE) == {rule.CODE for rule in ALL_RULES}
+    assert all(rule.VOCABULARY is vocabulary.BY_CODE[rule.CODE] for rule in ALL_RULES)
 
 
 def test_rule_codes_are_unique_and_resolvable():

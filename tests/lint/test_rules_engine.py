@@ -68,6 +68,18 @@ def test_prefilter_skips_files_without_vocabulary():
     assert might_matter(sequential, select={"WD204"})
 
 
+def test_words_only_in_strings_and_comments_skip_the_libcst_parse(monkeypatch):
+    from wd_guard.lint import analysis
+
+    def refuse(source):
+        raise AssertionError("libcst should not parse this file")
+
+    monkeypatch.setattr(analysis, "_libcst_module", refuse)
+    source = '"""Use torch.optim.Adam(model.parameters(), weight_decay=0.1)."""\n# Adam, SGD\nAdamWrapper = 1\n'
+    assert might_matter(source)  # the bytes hold the words ...
+    assert lint_source(source) == []  # ... the identifiers do not
+
+
 def test_prefilter_reads_files_it_cannot_decode_as_ascii():
     utf16 = ADAM.encode("utf-16")
     assert might_matter(utf16)
@@ -76,7 +88,8 @@ def test_prefilter_reads_files_it_cannot_decode_as_ascii():
 
 
 def _wanted_nodes(module):
-    kinds = (cst.Call, cst.Arg, cst.BinaryOperation, cst.Attribute, cst.Dict, cst.AugAssign, cst.Name, cst.Element)
+    kinds = (cst.Call, cst.Arg, cst.BinaryOperation, cst.Attribute, cst.Dict, cst.AugAssign, cst.Name, cst.Element,
+             cst.SimpleStatementLine, cst.ImportFrom, cst.FunctionDef, cst.ClassDef, cst.Decorator, cst.For)
     return [node for node in iter_nodes(module) if isinstance(node, kinds)]
 
 
@@ -139,6 +152,18 @@ def test_linting_imports_neither_torch_nor_lightning():
         from wd_guard.lint.engine import lint_source, might_matter
         assert lint_source({ADAM!r}) and might_matter(b"Adam")
         print([m for m in ("torch", "lightning", "pytorch_lightning") if m in sys.modules])
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_prefilter_loads_neither_the_parser_nor_the_rules():
+    code = """
+        import sys
+        from wd_guard.lint.engine import might_matter
+        assert might_matter(b"opt = torch.optim.Adam(params, weight_decay=0.1)")
+        print(sorted(m for m in ("libcst", "wd_guard.lint.rules", "torch") if m in sys.modules))
     """
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

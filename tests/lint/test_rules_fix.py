@@ -6,7 +6,6 @@ import os
 import stat
 from pathlib import Path
 
-import libcst as cst
 import pytest
 
 from wd_guard.lint.engine import lint_source, parse
@@ -169,3 +168,9 @@ def test_imports_of_the_helper_follow_the_file_style():
     assert "torch.optim.AdamW(param_groups(m, weight_decay=0.01))" in fixed
     decorated = "@register\ndef build(m):\n    import torch\n    return torch.optim.AdamW(m.parameters())\n"
     assert fix_text(decorated, unsafe=True).text.startswith("import wd_guard\n@register\n")
+
+
+def test_an_import_the_module_re_exports_is_kept():
+    source = 'from torch.optim import Adam\n__all__ = ["Adam"]\nopt = Adam(params, weight_decay=1e-2)\n'
+    fixed = fix_text(source, unsafe=True).text
+    assert fixed.startswith("from torch.optim import Adam, AdamW\n") and "opt = AdamW(" in fixed

@@ -30,7 +30,7 @@ def batch(rank: int, step: int):
 def optimizers(params, kind: str):
     params = list(params)
     if kind == "adam":
-        return torch.optim.Adam(params, lr=LR, weight_decay=WD)
+        return torch.optim.Adam(params, lr=LR, weight_decay=WD)  # noqa: WD101 (coupled decay on purpose)
     return torch.optim.AdamW(params, lr=LR, weight_decay=WD)
 
 

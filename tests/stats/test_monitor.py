@@ -160,8 +160,8 @@ def test_one_host_transfer_per_logging_step(tmp_path, monkeypatch):
     fit_trainer.fit(module, loader())
     monitor = WeightMonitor(log_every_n_steps=1)
     monitor.setup(fit_trainer, module)
-    calls = []
-    for name in ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__"):
+    calls, numpy_devices = [], []
+    for name in ("item", "tolist", "cpu", "__float__", "__int__", "__bool__", "__array__"):
         original = getattr(torch.Tensor, name)
 
         def counting(self, *args, _original=original, _name=name, **kwargs):
@@ -169,9 +169,18 @@ def test_one_host_transfer_per_logging_step(tmp_path, monkeypatch):
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, counting)
+    original_numpy = torch.Tensor.numpy
+
+    def recording_numpy(self, *args, **kwargs):
+        numpy_devices.append(self.device.type)
+        return original_numpy(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "numpy", recording_numpy)
     metrics = monitor.compute(fit_trainer, module)
     monkeypatch.undo()
     assert calls == ["tolist"]
+    # The median selection may view CPU memory through numpy; it never pulls from a device.
+    assert set(numpy_devices) <= {"cpu"}
     assert "effective_decay/net.0.weight" in metrics
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import subprocess
 import sys
@@ -124,3 +125,34 @@ def test_stats_module_loads_no_lightning():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_reused_plan_follows_steps_and_restored_state():
+    from wd_guard._plan import StatsPlan
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(40, 40))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=0.1)
+    _stepped(model, optimizer)
+    saved = copy.deepcopy(optimizer.state_dict())  # state_dict() shares the live tensors
+    plan = StatsPlan(model, [optimizer])
+    first = plan.compute()
+    for _ in range(3):
+        _stepped(model, optimizer)
+    assert plan.compute() == weight_stats(model, optimizer) != first
+    optimizer.load_state_dict(saved)  # replaces the state tensors (and the state dict)
+    assert plan.compute()["effective_decay/0.weight"] == pytest.approx(first["effective_decay/0.weight"], rel=1e-6)
+
+
+def test_deepspeed_partitioned_parameter_is_left_out_and_said():
+    model = nn.Sequential(nn.Linear(3, 3))
+    model[0].weight.ds_tensor = torch.zeros(5)  # what ZeRO-3 attaches to a partitioned parameter
+    model[0].weight.data = torch.empty(0)
+    with pytest.warns(UserWarning, match="0.weight: DeepSpeed ZeRO-3 partitioned parameter; not logged"):
+        stats = weight_stats(model, torch.optim.AdamW(model.parameters()))
+    assert set(stats) == {"weight_norm/0.bias", "effective_decay/0.bias"}
+
+
+def test_model_without_trainable_parameters_gives_no_stats():
+    model = nn.Linear(2, 2).requires_grad_(False)
+    assert weight_stats(model, torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1)) == {}

@@ -1,0 +1,130 @@
+"""What the raw bytes of a file must contain for each static rule to possibly fire.
+
+Every rule needs words in the text: an optimizer is reached through its class name (in the
+call, the attribute chain or the import), a penalty through ``pow``, ``**``, ``norm`` or
+``square``, WD204 through ``Sequential`` and ``BatchNorm``. A rule's vocabulary is a tuple of
+groups, and a text matches when each group has one of its words in it. The words come from
+the optimizer table. This module imports neither libcst nor torch: the pre-filter runs before
+anything heavy is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import AbstractSet, Collection, Dict, FrozenSet, Mapping, Optional, Tuple, Union
+
+from wd_guard.catalogue import iter_rules
+from wd_guard.optimizers import OPTIMIZERS, DecayKind
+
+Vocabulary = Tuple[Tuple[bytes, ...], ...]
+
+DECAYING = (DecayKind.COUPLED_ADAPTIVE, DecayKind.DECOUPLED, DecayKind.L2)
+
+
+def class_names(*kinds: DecayKind, adaptive: Optional[bool] = None) -> Tuple[str, ...]:
+    """Class names (as written in code) of the known optimizers of the given decay kinds."""
+    return tuple(
+        dict.fromkeys(
+            name.rsplit(".", 1)[-1]
+            for fact in OPTIMIZERS
+            if (not kinds or fact.decay in kinds) and (adaptive is None or fact.adaptive == adaptive)
+            for name in (fact.name, *fact.aliases)
+        )
+    )
+
+
+def words(*names: str) -> Tuple[bytes, ...]:
+    """A vocabulary group: the words, minus those that contain another word of the group
+    (a text holding ``AdamW`` holds ``Adam``), in a stable order."""
+    unique = list(dict.fromkeys(name.encode() for name in names))
+    return tuple(word for word in unique if not any(other != word and other in word for other in unique))
+
+
+# How an L2 term is spelled: functions by qualified name, methods by name, and ``**``.
+NORMS = frozenset({"torch.norm", "torch.functional.norm", "torch.linalg.norm", "torch.linalg.vector_norm", "torch.linalg.matrix_norm"})
+SQUARES = frozenset({"torch.square"})
+POWS = frozenset({"torch.pow"})
+NORM_METHODS = frozenset({"norm"})
+SQUARE_METHODS = frozenset({"pow", "square"})
+POWER = "**"
+PENALTY_WORDS = words("pow", POWER, "norm", "square")
+
+# The layers WD204 looks at, by class name in torch.nn.
+LAYERS = frozenset(
+    {"Linear", "LazyLinear", "Bilinear"}
+    | {f"{lazy}Conv{kind}{d}d" for lazy in ("", "Lazy") for kind in ("", "Transpose") for d in (1, 2, 3)}
+)
+BATCH_NORMS = frozenset({f"{lazy}BatchNorm{d}d" for lazy in ("", "Lazy") for d in (1, 2, 3)} | {"SyncBatchNorm"})
+
+BY_CODE: Mapping[str, Vocabulary] = {
+    "WD101": (words(*class_names(DecayKind.COUPLED_ADAPTIVE)),),
+    "WD210": (words(*class_names(*DECAYING)), (b"parameters",)),
+    "WD302": (words(*class_names(*DECAYING)),),
+    "WD401": (words(*class_names(*DECAYING)), PENALTY_WORDS),
+    "WD402": (words(*class_names(adaptive=True)), PENALTY_WORDS),
+    "WD204": ((b"Sequential",), (b"BatchNorm",), words("Linear", "Conv")),
+}
+
+# The same vocabulary as whole identifiers (names, attributes, imported names; ``**`` for the
+# power operator), for files that CPython's parser has read: a word that only appears in a
+# string, a comment or inside a longer identifier does not count there.
+Identifiers = Tuple[FrozenSet[str], ...]
+_PENALTY_IDENTIFIERS = frozenset(
+    {name.rsplit(".", 1)[-1] for name in NORMS | SQUARES | POWS} | NORM_METHODS | SQUARE_METHODS | {POWER}
+)
+IDENTIFIERS: Mapping[str, Identifiers] = {
+    "WD101": (frozenset(class_names(DecayKind.COUPLED_ADAPTIVE)),),
+    "WD210": (frozenset(class_names(*DECAYING)), frozenset({"parameters"})),
+    "WD302": (frozenset(class_names(*DECAYING)),),
+    "WD401": (frozenset(class_names(*DECAYING)), _PENALTY_IDENTIFIERS),
+    "WD402": (frozenset(class_names(adaptive=True)), _PENALTY_IDENTIFIERS),
+    "WD204": (frozenset({"Sequential"}), BATCH_NORMS, LAYERS),
+}
+
+_DEFAULT = tuple(rule.code for rule in iter_rules("static") if rule.static_default and rule.code in BY_CODE)
+
+# Declared encodings whose bytes do not contain ASCII words as ASCII: the pre-filter cannot
+# read them, so such files always go to the parser.
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
+_ASCII_SUPERSETS = re.compile(r"^(utf[-_]?8(-sig)?|ascii|us-ascii|latin[-_]?1|iso[-_]?8859[-_]?\d+|cp\d+|[a-z0-9-]*euc[-\w]*|gb\w*|big5\w*|shift[-_]?jis|koi8[-_]?\w)$", re.I)
+
+
+def might_matter(source: Union[bytes, str], *, select: Optional[Collection[str]] = None) -> bool:
+    """Whether any selected rule could fire on ``source``: a cheap test on the raw bytes.
+
+    False means the file certainly has no finding (every rule needs some word, such as an
+    optimizer's class name, to appear in the text); True means it must be parsed.
+    ``select=None`` means the rules the catalogue turns on by default.
+    """
+    data = source.encode("utf-8") if isinstance(source, str) else source
+    if _unreadable_encoding(data):
+        return True
+    codes = _DEFAULT if select is None else [code.upper() for code in select]
+    found: Dict[bytes, bool] = {}
+
+    def has(word: bytes) -> bool:
+        if word not in found:
+            found[word] = word in data
+        return found[word]
+
+    return any(all(any(map(has, group)) for group in BY_CODE.get(code, ())) for code in codes if code in BY_CODE)
+
+
+def identifiers_match(found: AbstractSet[str], select: Optional[Collection[str]] = None) -> bool:
+    """Whether the identifiers of a file (and ``**`` if it uses the power operator) hold the
+    identifier vocabulary of any selected rule."""
+    codes = _DEFAULT if select is None else [code.upper() for code in select]
+    return any(all(not group.isdisjoint(found) for group in IDENTIFIERS[code]) for code in codes if code in IDENTIFIERS)
+
+
+def matches(vocabulary: Vocabulary, data: bytes) -> bool:
+    """Whether ``data`` holds a word of every group of ``vocabulary``."""
+    return all(any(word in data for word in group) for group in vocabulary)
+
+
+def _unreadable_encoding(data: bytes) -> bool:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    head = b"\n".join(data.split(b"\n", 2)[:2])
+    match = _CODING.search(head)
+    return bool(match) and not _ASCII_SUPERSETS.match(match.group(1).decode("ascii", "replace"))

@@ -1,0 +1,79 @@
+"""Row medians of the optimizer-state samples: gathered into one buffer, selected in one call."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import torch
+from torch import Tensor
+
+from wd_guard._norms import SAMPLE_SIZE, Piece, dense_flat, is_dense, sample_index
+
+try:  # numpy's introselect is 10 to 40 times faster than torch's CPU selection kernels
+    import numpy
+except ImportError:  # pragma: no cover - torch without numpy
+    numpy = None
+
+MIDDLE = (SAMPLE_SIZE - 1) // 2  # the lower median's position in a padded row
+
+
+class SampleGather:
+    """Copies the fixed sample of each row's state tensor into row ``i`` of a NaN-padded buffer.
+
+    Built when the state tensors change identity (first steps, a restored checkpoint); the
+    flat views and index tensors are reused as long as the optimizer updates them in place.
+    ``fill`` pads each row with as many ``-inf`` as ``+inf`` (one more ``+inf`` for an odd
+    count), so that the lower median of a row's values sits at position ``MIDDLE`` whatever
+    their count; it is NaN where values go, and everywhere in a row without state.
+    """
+
+    def __init__(self, tensors: List[Optional[Tensor]], pieces: List[Piece], device: torch.device) -> None:
+        self.tensors = tensors
+        self.buffer = torch.full((len(tensors), SAMPLE_SIZE), float("nan"), device=device)
+        self.rows = []
+        counts = []
+        for row, (tensor, piece) in enumerate(zip(tensors, pieces)):
+            if tensor is None:
+                counts.append(0)
+                continue  # no state yet: the row stays NaN and yields no value
+            local = piece.local(tensor)
+            index = sample_index(local)
+            # A view stays live; a layout that dense_flat must copy is flattened on every run.
+            flat = dense_flat(local) if local.is_contiguous() or is_dense(local) else None
+            count = local.numel() if index is None else index.numel()
+            counts.append(count)
+            self.rows.append((local, flat, index, self.buffer[row, :count]))
+        self.fill, self.keep = _padding(counts, device)
+
+    def run(self) -> Tensor:
+        """The buffer, refreshed from the live state."""
+        for local, flat, index, out in self.rows:
+            flat = dense_flat(local) if flat is None else flat
+            if index is None:
+                out.copy_(flat)
+            elif flat.dtype == out.dtype and flat.device == out.device:
+                torch.index_select(flat, 0, index, out=out)
+            else:
+                out.copy_(flat.index_select(0, index))
+        return self.buffer
+
+
+def _padding(counts: List[int], device: torch.device) -> "tuple[Tensor, Tensor]":
+    fill = torch.full((len(counts), SAMPLE_SIZE), float("nan"))
+    for row, count in enumerate(counts):
+        if 0 < count < SAMPLE_SIZE:
+            low = (SAMPLE_SIZE - count) // 2
+            fill[row, count : count + low] = -float("inf")
+            fill[row, count + low :] = float("inf")
+    fill = fill.to(device)
+    return fill, torch.isnan(fill)
+
+
+def lower_medians(x: Tensor, gather: SampleGather) -> Tensor:
+    """The lower median of each row of ``x`` (laid out as ``gather.buffer``), NaN for empty rows."""
+    padded = torch.where(gather.keep, x, gather.fill)
+    if numpy is not None and padded.device.type == "cpu" and padded.dtype in (torch.float32, torch.float64):
+        # On CPU, numpy() is a view of the same memory, not a copy or a transfer.
+        selected = numpy.partition(padded.numpy(), MIDDLE, axis=1)[:, MIDDLE]
+        return torch.from_numpy(numpy.ascontiguousarray(selected))
+    return torch.median(padded, dim=1).values
