@@ -20,6 +20,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/stats_speed.py
+	$(PY) benchmarks/lint_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
