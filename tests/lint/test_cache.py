@@ -279,3 +279,12 @@ def test_a_run_without_work_does_not_import_libcst(project):
     assert imported("train.py") == "True"  # analysed once
     assert imported("train.py") == "False"  # then known
     assert imported("--no-cache", "train.py") == "True"
+
+
+def test_fix_from_a_warm_cache_writes_what_a_cold_run_writes(project, capsys):
+    write(project / "cold" / "train.py", TRAIN)
+    assert run(capsys, "train.py")[0] == 1  # fills the cache, fixes included
+    warm = run(capsys, "--fix", "--unsafe-fixes", "train.py")
+    cold = run(capsys, "--no-cache", "--fix", "--unsafe-fixes", "cold/train.py")
+    assert (project / "train.py").read_text() == (project / "cold" / "train.py").read_text() != TRAIN
+    assert warm[0] == cold[0] and "Fixed" in warm[2] and warm[2] == cold[2]
