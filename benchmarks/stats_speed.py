@@ -2,9 +2,11 @@
 
 Prints, side by side for each parameter set:
 
-- the read floor: one pass over a flat buffer with as many elements as the model (the
-  faster of ``sum`` and ``linalg.vector_norm``: the norm with an ideal memory layout), and
-  ``torch._foreach_norm`` over the parameters as they are, the per-tensor norm pass alone;
+- two read floors: one pass over a flat buffer with as many elements as the model (the
+  faster of ``sum`` and ``linalg.vector_norm``: an ideal memory layout that no model has),
+  and one read of the parameters where they live (``sum`` of each tensor, the faster of a
+  Python loop and ``torch._foreach_norm`` with ``ord=1``); every ratio is given against both;
+- ``torch._foreach_norm`` over the parameters as they are, the per-tensor norm pass alone;
 - a naive loop of ``p.norm().item()`` per parameter;
 - a wd-guard logging step (batched norms, effective decay, one host transfer, and
   ``logger.log_metrics``) with AdamW (decoupled), with Adam (coupled decay on the weight
@@ -209,6 +211,7 @@ def measure_set(name: str, repeat: int, root: str) -> Dict[str, float]:
     torch.manual_seed(0)
     model, batch = make_model(), make_batch()
     params = list(model.parameters())
+    tensors = [p.detach() for p in params]  # no autograd bookkeeping in the floors
     numel = sum(p.numel() for p in params)
     flat = torch.randn(numel)
     optimizers = {
@@ -219,7 +222,9 @@ def measure_set(name: str, repeat: int, root: str) -> Dict[str, float]:
     fns: Dict[str, Callable[[], object]] = {
         "floor": lambda: torch.linalg.vector_norm(flat),
         "floor_sum": lambda: flat.sum(),
-        "foreach": lambda: torch._foreach_norm(params),
+        "in_place": lambda: [p.sum() for p in tensors],
+        "in_place_foreach": lambda: torch._foreach_norm(tensors, 1),
+        "foreach": lambda: torch._foreach_norm(tensors),
         "naive": lambda: [p.norm().item() for p in params],
     }
     idle = {}
@@ -231,6 +236,9 @@ def measure_set(name: str, repeat: int, root: str) -> Dict[str, float]:
     base = "floor" if statistics.median(times["floor"]) <= statistics.median(times["floor_sum"]) else "floor_sum"
     out = {name: paired_ratio(times, name, base) for name in fns}
     out["floor_ms"] = statistics.median(times[base]) * 1e3
+    here = min(("in_place", "in_place_foreach"), key=lambda n: statistics.median(times[n]))
+    out.update({f"{name}@in_place": paired_ratio(times, name, here) for name in fns})
+    out["in_place_ms"] = statistics.median(times[here]) * 1e3
     out["train"] = min(interleaved({"train": lambda: train_step(model, optimizers["adamw"], batch)}, 2)["train"]) / (out["floor_ms"] / 1e3)
     out["idle"] = max(per_call(fn) for fn in idle.values())
     out["rank_error"], out["value_error"] = median_errors(model, optimizers["adam_all"])
@@ -289,17 +297,22 @@ def logging_costs(steps: int, repeat: int, root: str) -> Dict[str, float]:
 # ---------------------------------------------------------------- report
 
 
+def _both(name: str) -> Callable[[Dict[str, float]], str]:
+    """A cell with the ratio to the flat floor, then to the in-place read."""
+    return lambda s: f"{s[name]:.2f}x, {s[name + '@in_place']:.2f}x"
+
+
 def report(sets: Dict[str, Dict[str, float]], fits: Dict[str, float]) -> None:
     names = list(sets)
     rows = [
         ("parameter tensors", lambda s: f"{s['tensors']:.0f}"),
         ("parameters (millions)", lambda s: f"{s['params_m']:.1f}"),
-        ("read floor (one flat pass), ms", lambda s: f"{s['floor_ms']:.1f}"),
-        ("naive p.norm().item() loop / floor", lambda s: f"{s['naive']:.2f}x"),
-        ("torch._foreach_norm alone / floor", lambda s: f"{s['foreach']:.2f}x"),
-        ("logging step, AdamW / floor", lambda s: f"{s['log_adamw']:.2f}x"),
-        ("logging step, Adam (coupled) / floor", lambda s: f"{s['log_adam']:.2f}x"),
-        ("  same, decay on every tensor / floor", lambda s: f"{s['log_adam_all']:.2f}x"),
+        ("read floor: flat buffer, params in place, ms", lambda s: f"{s['floor_ms']:.1f}, {s['in_place_ms']:.1f}"),
+        ("naive p.norm().item() loop / floors", _both("naive")),
+        ("torch._foreach_norm alone / floors", _both("foreach")),
+        ("logging step, AdamW / floors", _both("log_adamw")),
+        ("logging step, Adam (coupled) / floors", _both("log_adam")),
+        ("  same, decay on every tensor / floors", _both("log_adam_all")),
         ("non-logging step, us", lambda s: f"{s['idle'] * 1e6:.2f}"),
         ("training step / floor", lambda s: f"{s['train']:.0f}x"),
         ("fit overhead, 1 log per 50 steps", lambda s: f"{(s['log_adam_all'] / 50 + s['idle'] * 1e3 / s['floor_ms']) / s['train'] * 100:.3f}%"),
@@ -307,9 +320,9 @@ def report(sets: Dict[str, Dict[str, float]], fits: Dict[str, float]) -> None:
         ("  max relative error of the decay", lambda s: f"{s['value_error'] * 100:.1f}%"),
     ]
     width = max(len(r[0]) for r in rows) + 2
-    print(f"{'':<{width}}" + "".join(f"{n:>16}" for n in names))
+    print(f"{'':<{width}}" + "".join(f"{n:>18}" for n in names))
     for label, cell in rows:
-        print(f"{label:<{width}}" + "".join(f"{cell(sets[n]):>16}" for n in names))
+        print(f"{label:<{width}}" + "".join(f"{cell(sets[n]):>18}" for n in names))
     print()
     print("Logging 300 keys (tiny model, CSVLogger):")
     print(f"  LightningModule.log_dict, added to every training step   {fits['log_dict'] * 1e3:9.3f} ms")

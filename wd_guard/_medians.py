@@ -74,6 +74,7 @@ def lower_medians(x: Tensor, gather: SampleGather) -> Tensor:
     padded = torch.where(gather.keep, x, gather.fill)
     if numpy is not None and padded.device.type == "cpu" and padded.dtype in (torch.float32, torch.float64):
         # On CPU, numpy() is a view of the same memory, not a copy or a transfer.
-        selected = numpy.partition(padded.numpy(), MIDDLE, axis=1)[:, MIDDLE]
-        return torch.from_numpy(numpy.ascontiguousarray(selected))
+        rows = padded.numpy()
+        rows.partition(MIDDLE, axis=1)  # in place: ``padded`` is this call's own copy
+        return torch.from_numpy(numpy.ascontiguousarray(rows[:, MIDDLE]))
     return torch.median(padded, dim=1).values

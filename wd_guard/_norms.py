@@ -74,26 +74,36 @@ def dtensor_piece(param: Tensor) -> Optional[Piece]:
 
 
 def squared_norms(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
-    """Squared 2-norms of ``tensors`` as one float64 vector on ``device``.
+    """Squared 2-norms of ``tensors`` as one float64 vector on ``device``; one pass over the data.
 
-    One ``torch._foreach_norm`` per (device, dtype) bucket: a single pass over the data,
-    with the fused multi-tensor kernel on accelerators.
+    Float32 and float64 tensors on the CPU take ``torch.dot`` of the tensor with itself: the
+    BLAS dot runs on every torch thread and keeps partial sums in several lanes, where the CPU
+    ``torch._foreach_norm`` loops over single-threaded norm kernels with one float32 running sum
+    (measured on 40M elements: relative error 9e-5 against 6e-3). Every other tensor, and every
+    tensor on an accelerator, goes through one ``torch._foreach_norm`` per (device, dtype)
+    bucket: the fused multi-tensor kernel.
     """
     buckets: Dict[Tuple[torch.device, torch.dtype], List[int]] = {}
     for index, tensor in enumerate(tensors):
         buckets.setdefault((tensor.device, tensor.dtype), []).append(index)
     if len(buckets) == 1:
-        return _bucket_norms(tensors, device).square_()
+        return _bucket_squares(tensors, device)
     out = torch.empty(len(tensors), dtype=torch.float64, device=device)
     for indices in buckets.values():
-        norms = _bucket_norms([tensors[i] for i in indices], device)
-        out.index_copy_(0, torch.tensor(indices, device=device), norms)
-    return out.square_()
+        squares = _bucket_squares([tensors[i] for i in indices], device)
+        out.index_copy_(0, torch.tensor(indices, device=device), squares)
+    return out
 
 
-def _bucket_norms(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
-    norms = torch._foreach_norm(list(tensors), 2, dtype=torch.float32)
-    return torch.stack(norms).to(device=device, dtype=torch.float64)
+def _bucket_squares(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
+    """Squared norms of tensors that share one device and one dtype."""
+    first = tensors[0]
+    if first.device.type == "cpu" and first.dtype in (torch.float32, torch.float64):
+        flats = [dense_flat(tensor) for tensor in tensors]
+        squares = torch.stack([torch.dot(flat, flat) for flat in flats])
+    else:
+        squares = torch.stack(torch._foreach_norm(list(tensors), 2, dtype=torch.float32)).square_()
+    return squares.to(device=device, dtype=torch.float64)
 
 
 def all_reduce_rows(values: Tensor, rows: Dict[Groups, Tensor], op: str = "sum") -> None:

@@ -86,6 +86,8 @@ class StatsPlan:
         self._facts = [fact_for_class(type(o)) for o in self.optimizers]
         optimized = {id(p) for o in self.optimizers for g in o.param_groups for p in g["params"]}
         self.sources, self.notes = collect_sources(model, optimized)
+        # Whole parameters are their own local part: the list is built once, not per step.
+        self._whole = [s.tensor for s in self.sources] if all(s.piece.kind == "whole" for s in self.sources) else None
         self.prefix = prefix
         self.device = self._result_device()
         self.dropped = 0
@@ -210,7 +212,8 @@ class StatsPlan:
             return {}
         with torch.no_grad():
             base, families, totals = self._layout()
-            sq = squared_norms([s.piece.local(s.tensor) for s in self.sources], self.device)
+            local = self._whole if self._whole is not None else [s.piece.local(s.tensor) for s in self.sources]
+            sq = squared_norms(local, self.device)
             all_reduce_rows(sq, self._reduce)
             eff = base.clone()
             for rows in families:
@@ -238,6 +241,8 @@ class StatsPlan:
         group_dicts = [self.optimizers[i].param_groups[j] for i, j in rows.groups]
         columns = _decay.group_columns(family, group_dicts, self.device, dtype)
         cols = {k: v.index_select(0, rows.row_group_index) for k, v in columns.items()}
+        if not (family.state_cols or family.states):  # decoupled decay: the group says it all
+            return family.rate(cols).to(torch.float64)
         states = [optimizer.state.get(tensor) for optimizer, tensor in rows.lookups]
         row_groups = [group_dicts[g] for g in rows.row_group] if family.state_cols else []
         cols.update(self._reduced_state_cols(rows, _decay.state_columns(family, list(zip(row_groups, states)), self.device, dtype)))

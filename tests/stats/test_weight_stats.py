@@ -64,6 +64,30 @@ def test_low_precision_norms_are_accumulated_in_float32():
     assert abs(model[0].weight.norm().float().item() - exact) / exact > 1e-5  # a bf16 result would not pass
 
 
+def test_large_float32_norm_is_close_to_the_float64_norm():
+    # One float32 running sum (torch._foreach_norm on the CPU) is 3e-5 off here; the CPU
+    # path keeps several partial sums and is about 1e-6 off.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4096, 4096))
+    with torch.no_grad():
+        model[0].weight.mul_(0.5).add_(0.01)
+    stats = weight_stats(model, torch.optim.AdamW(model.parameters()))
+    exact = model[0].weight.double().norm().item()
+    assert stats["weight_norm/0.weight"] == pytest.approx(exact, rel=1e-5)
+
+
+def test_norms_of_mixed_dtypes_and_layouts():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Linear(5, 7), nn.Linear(7, 2))
+    model[0].to(memory_format=torch.channels_last)
+    model[1].double()
+    model[2].to(torch.bfloat16)
+    model[2].weight.data = model[2].weight.data.t().contiguous().t()  # transposed: not row-major
+    stats = weight_stats(model, torch.optim.AdamW(model.parameters()))
+    for name, param in model.named_parameters():
+        assert stats[f"weight_norm/{name}"] == pytest.approx(param.double().norm().item(), rel=1e-6), name
+
+
 def test_compiled_and_checkpoint_wrapper_prefixes_are_removed():
     model = torch.compile(nn.Sequential(nn.Linear(2, 2)))
     stats = weight_stats(model, torch.optim.AdamW(model.parameters()))
