@@ -1,13 +1,15 @@
 """How fast ``wd-lint`` is, as ratios against parsing the same files and against other linters.
 
 Copies a corpus of real files (by default from installed packages: Lightning, parts of torch,
-the training loop of transformers; or the folders given) into a scratch folder and times, as
-whole processes (interpreter start and imports included), medians over runs taken in turn:
+the training loop of transformers; or the folders given) into a scratch folder, installs
+wd-guard there from a wheel as pre-commit does (see ``install``), and times, as whole
+processes (interpreter start and imports included), medians over runs taken in turn:
 
 - a bare single-process ``libcst.parse_module`` loop over every file, and an ``ast.parse`` loop;
 - ``wd-lint`` cold (empty cache) and warm (unchanged tree, cache filled);
 - each peer that is installed: ruff (cold, ``--no-cache``), flake8, Fixit, TorchFix;
-- one small file, the pre-commit case: without the rules' words, unchanged, and changed;
+- one small file, the pre-commit case: without the rules' words, unchanged, and changed,
+  beside ``python -c "import libcst"``, the floor of any run that must parse;
 - the peak memory (largest process) of a cold run over the corpus and over four copies of it.
 
 Then prints one table of ratios with the targets. Peers are looked up in each ``--peer-bin``
@@ -33,6 +35,7 @@ from typing import Dict, List, Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from corpus import DEFAULT_SOURCES, Corpus, build  # noqa: E402
+from install import install  # noqa: E402
 from wholeprocess import Command, measure  # noqa: E402
 
 PEERS = ("ruff", "flake8", "fixit", "torchfix")
@@ -65,10 +68,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _describe(corpus)
         peers = find_peers(args.peer_bin, args.peers)
         log = print if args.verbose else (lambda line: None)
-        results = measure(corpus_commands(corpus, peers, args, work), log)
-        results.update(measure(small_file_commands(corpus, args, work), log))
+        command = install(work / "install")
+        results = measure(corpus_commands(command, corpus, peers, args, work), log)
+        results.update(measure(small_file_commands(command, corpus, args, work), log))
         if not args.no_memory:
-            results.update(measure(memory_commands(args, work), log))
+            results.update(measure(memory_commands(command, args, work), log))
         print_table(results, peers)
     return 0
 
@@ -124,11 +128,6 @@ def _is_ours(path: str) -> bool:
     return Path(path).resolve().parent == Path(sys.executable).resolve().parent and Path(path).name == "flake8"
 
 
-def wd_lint() -> List[str]:
-    script = Path(sys.executable).parent / "wd-lint"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "wd_guard.lint"]
-
-
 def _loop(module: str, call: str, listing: Path, label: str, runs: int) -> Command:
     code = LOOP.format(module=module, call=call)
     return Command(label, [sys.executable, "-c", code, str(listing)], runs=runs, warmup=0)
@@ -138,15 +137,15 @@ def _emptied(folder: Path):
     return lambda: shutil.rmtree(folder, ignore_errors=True)
 
 
-def corpus_commands(corpus: Corpus, peers: Dict[str, str], args: argparse.Namespace, work: Path) -> List[Command]:
+def corpus_commands(wd_lint: List[str], corpus: Corpus, peers: Dict[str, str], args: argparse.Namespace, work: Path) -> List[Command]:
     listing = work / "files.txt"
     listing.write_text("\n".join(str(path) for path in corpus.files), encoding="utf-8")
     root = str(corpus.root)
     commands = [
         _loop("libcst", "libcst.parse_module", listing, "libcst parse loop", args.slow_runs),
         _loop("ast", "ast.parse", listing, "ast.parse loop", args.runs),
-        Command("wd-lint cold", [*wd_lint(), "--cache-dir", str(work / "cold"), root], args.runs, before=_emptied(work / "cold")),
-        Command("wd-lint warm", [*wd_lint(), "--cache-dir", str(work / "warm"), root], args.runs),
+        Command("wd-lint cold", [*wd_lint, "--cache-dir", str(work / "cold"), root], args.runs, before=_emptied(work / "cold")),
+        Command("wd-lint warm", [*wd_lint, "--cache-dir", str(work / "warm"), root], args.runs),
     ]
     peer_argv = {
         "ruff": ["check", "--no-cache", "--isolated", "--exit-zero", root],
@@ -160,14 +159,16 @@ def corpus_commands(corpus: Corpus, peers: Dict[str, str], args: argparse.Namesp
     return commands
 
 
-def small_file_commands(corpus: Corpus, args: argparse.Namespace, work: Path) -> List[Command]:
+def small_file_commands(wd_lint: List[str], corpus: Corpus, args: argparse.Namespace, work: Path) -> List[Command]:
     from wd_guard.lint.vocabulary import might_matter
 
     plain = min((p for p in corpus.files if not might_matter(p.read_bytes())), key=lambda p: abs(p.stat().st_size - SMALL_FILE.stat().st_size))
     cache = work / "small"
-    base = [*wd_lint(), "--cache-dir", str(cache)]
+    base = [*wd_lint, "--cache-dir", str(cache)]
+    python = str(Path(wd_lint[0]).with_name("python"))
     return [
-        Command("python -c pass", [sys.executable, "-c", "pass"], args.runs),
+        Command("python -c pass", [python, "-c", "pass"], args.runs),
+        Command("python -c 'import libcst'", [python, "-c", "import libcst"], args.runs),
         Command("one file without the words", [*base, str(plain)], args.runs),
         Command("one file, unchanged", [*base, str(SMALL_FILE)], args.runs),
         Command("one file, changed", [*base, str(SMALL_FILE)], args.runs, before=lambda: _forget_entries(cache)),
@@ -181,12 +182,12 @@ def _forget_entries(cache: Path) -> None:
             path.unlink()
 
 
-def memory_commands(args: argparse.Namespace, work: Path) -> List[Command]:
+def memory_commands(wd_lint: List[str], args: argparse.Namespace, work: Path) -> List[Command]:
     sources = args.paths or DEFAULT_SOURCES
     many = build(sources, work / "corpus4x", copies=4)
     return [
-        Command("memory 1x", [*wd_lint(), "--no-cache", str(work / "corpus")], runs=1, warmup=0),
-        Command(f"memory 4x ({len(many.files)} files)", [*wd_lint(), "--no-cache", str(many.root)], runs=1, warmup=0),
+        Command("memory 1x", [*wd_lint, "--no-cache", str(work / "corpus")], runs=1, warmup=0),
+        Command(f"memory 4x ({len(many.files)} files)", [*wd_lint, "--no-cache", str(many.root)], runs=1, warmup=0),
     ]
 
 
@@ -213,6 +214,8 @@ def target_lines(results: Dict[str, Command]) -> List[str]:
         lines.append(_target("wd-lint warm / ruff cold", warm / results["ruff"].wall, "<= 1", lambda r: r <= 1))
     for label in ("one file without the words", "one file, unchanged", "one file, changed"):
         lines.append(_target(f"{label} (s)", results[label].wall, "< 0.3", lambda s: s < 0.3))
+    floor = results["python -c 'import libcst'"].wall
+    lines.append(f"{'one file, changed / import libcst alone':<40} {results['one file, changed'].wall / floor:8.3f}")
     memory = [command for label, command in results.items() if label.startswith("memory")]
     if len(memory) == 2:
         lines.append(_target("peak memory 4x / 1x files", memory[1].peak_mib / memory[0].peak_mib, "about 1", lambda r: r < 1.25))

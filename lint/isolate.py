@@ -10,7 +10,6 @@ then reported with the reason. ``processes=0`` analyses in this process (no isol
 
 from __future__ import annotations
 
-import ast
 import faulthandler
 import itertools
 import os
@@ -97,6 +96,8 @@ def syntax_problem(path: str, exc: Any, text: str) -> Problem:
     when it rejects the text too its message and position are used; when it accepts the text
     (syntax newer than libcst knows), libcst's are.
     """
+    import ast
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -173,10 +174,16 @@ def run_jobs(jobs: Iterable[Job], processes: int, timeout: float) -> Iterator[Tu
         pool.close()
 
 
-def _serve(connection: Any) -> None:
+def preload() -> None:
+    """Import libcst and the rules now, not at the first job."""
+    from wd_guard.lint import analysis  # noqa: F401 - imported for its side effect: loaded modules
+
+
+def serve(connection: Any) -> None:
     """Worker main: answer each job sent on ``connection`` until it sends None or closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     faulthandler.disable()  # a crash is reported by the parent, with the file's path
+    preload()
 
     def loop() -> None:
         while True:
@@ -194,13 +201,24 @@ def _serve(connection: Any) -> None:
 class _Worker:
     """A process that analyses one job at a time."""
 
-    def __init__(self, context: Any) -> None:
-        self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), name="wd-lint-worker", daemon=True)
-        self.process.start()
-        child.close()
+    def __init__(self, connection: Any, process: Any) -> None:
+        self.connection, self.process = connection, process
         self.job: Optional[Job] = None
         self.started = 0.0
+
+    @classmethod
+    def start(cls, context: Any) -> "_Worker":
+        """The spare worker when one is waiting (see ``spare``), else a new process."""
+        from wd_guard.lint import spare
+
+        taken = spare.take()
+        if taken is not None:
+            return cls(*taken)
+        connection, child = context.Pipe()
+        process = context.Process(target=serve, args=(child,), name="wd-lint-worker", daemon=True)
+        process.start()
+        child.close()
+        return cls(connection, process)
 
     def send(self, job: Job) -> None:
         self.job, self.started = job, time.monotonic()
@@ -259,7 +277,7 @@ class _Pool:
         """Send ``job`` to ``worker`` (or a new one); a worker found dead is replaced once."""
         for attempt in range(2):
             if worker is None:
-                worker = _Worker(self.context)
+                worker = _Worker.start(self.context)
                 self.workers.append(worker)
             try:
                 worker.send(job)
@@ -277,7 +295,8 @@ class _Pool:
         handles: Dict[Any, _Worker] = {}
         for worker in busy:
             handles[worker.connection] = worker
-            handles[worker.process.sentinel] = worker
+            if worker.process.sentinel is not None:
+                handles[worker.process.sentinel] = worker
         from multiprocessing.connection import wait  # here: a run without workers never loads it
 
         ready = wait(list(handles), timeout=max(0.0, deadline - time.monotonic()))

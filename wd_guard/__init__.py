@@ -1,15 +1,13 @@
 """wd-guard: catch weight-decay mistakes in PyTorch training code.
 
-``import wd_guard`` is light: the runtime names (which need torch, and Lightning for the
-callback) load on first use, so the linter and the catalogue work without them.
+``import wd_guard`` is light: every public name loads on first use, so the linter and the
+catalogue work without torch and Lightning, and the ``wd-lint`` command starts fast.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any, Dict
-
-from wd_guard.findings import Finding, WeightDecayWarning
 
 __all__ = [
     "Finding",
@@ -25,6 +23,8 @@ __version__ = "0.1.0"
 
 # Public name -> module that defines it; imported on first attribute access.
 _LAZY: Dict[str, str] = {
+    "Finding": "wd_guard.findings",
+    "WeightDecayWarning": "wd_guard.findings",
     "WeightDecayGuard": "wd_guard.callback",
     "audit": "wd_guard.auditing",
     "param_groups": "wd_guard.groups",
@@ -36,6 +36,7 @@ _EXTRA_HINT = "pip install 'wd-guard[lightning]'"
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from wd_guard.auditing import audit
     from wd_guard.callback import WeightDecayGuard
+    from wd_guard.findings import Finding, WeightDecayWarning
     from wd_guard.groups import param_groups
     from wd_guard.stats import weight_stats
 

@@ -30,7 +30,7 @@ def test_manifest_is_valid_for_pre_commit():
     assert hook["additional_dependencies"] == []  # installs the package alone: libcst, no torch
     assert hook["require_serial"] is True  # one wd-lint run gets every file and spreads them itself
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"][hook["entry"]] == "wd_guard.lint.cli:main"
+    assert pyproject["project"]["scripts"][hook["entry"]] == "wd_guard.lint.entry:command"
     assert not any("torch" in dependency for dependency in pyproject["project"]["dependencies"])
 
 
