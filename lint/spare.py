@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 _spare: Optional[Tuple[int, int, int]] = None  # (pid, job pipe's write end, outcome pipe's read end)
 
@@ -27,9 +27,16 @@ def start() -> bool:
     global _spare
     if _spare is not None or not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2:
         return False
-    job_read, job_write = os.pipe()
-    outcome_read, outcome_write = os.pipe()
-    pid = os.fork()
+    fds: List[int] = []
+    try:
+        fds.extend(os.pipe())
+        fds.extend(os.pipe())
+        pid = os.fork()
+    except OSError:  # out of processes or descriptors: the pool starts its workers later
+        for fd in fds:
+            os.close(fd)
+        return False
+    job_read, job_write, outcome_read, outcome_write = fds
     if pid == 0:  # the worker: never returns into the command's code
         os.close(job_write)
         os.close(outcome_read)

@@ -122,3 +122,26 @@ def test_command_flushes_its_output_before_exiting_at_once(tmp_path):
     assert result.returncode == 1, result.stderr
     assert result.stdout.count(" WD101 ") == 31 and result.stdout.count(" WD210 ") == 31
     assert result.stderr.startswith("Found 62 findings in 31 files")
+
+
+def test_no_spare_when_the_machine_cannot_fork(tmp_path):
+    (tmp_path / "bad.py").write_text(BAD)
+    script = textwrap.dedent(
+        """\
+        import os
+        from wd_guard.lint import spare
+        from wd_guard.lint.runner import Options, lint_files
+
+        def refuse():
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+
+        before = len(os.listdir("/proc/self/fd"))
+        os.fork = refuse
+        print(spare.start(), spare._spare, len(os.listdir("/proc/self/fd")) == before)
+        report = lint_files(["bad.py"], Options(processes=0))
+        print([d.code for d in report.diagnostics])
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "None", "True", "['WD101',", "'WD210']"]
