@@ -14,7 +14,7 @@ import libcst as cst
 
 from .names import NameTable, Scope
 from .rules.base import FileContext, LintRule
-from .walk import child_fields
+from .walk import NODE_TYPES, child_fields
 
 
 # Nodes whose children live in a scope of their own.
@@ -39,7 +39,6 @@ def build_context(module: cst.Module, path: str, rules: Iterable[Type[LintRule]]
     scope_of = table.scope_of
     stack: List[Tuple[cst.CSTNode, Scope]] = [(module, table.module)]
     pop, push = stack.pop, stack.append
-    node_class = cst.CSTNode
     while stack:
         node, scope = pop()
         node_type = type(node)
@@ -57,7 +56,7 @@ def build_context(module: cst.Module, path: str, rules: Iterable[Type[LintRule]]
         # Children are pushed last-first so that they are met first-first (source order).
         for name in child_fields(node_type):
             value = getattr(node, name)
-            if isinstance(value, node_class):
+            if type(value) in NODE_TYPES:
                 push((value, scope))
             elif type(value) is tuple or type(value) is list:
                 for item in reversed(value):

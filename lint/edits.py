@@ -67,7 +67,7 @@ def _edit(change: Change, spans: Dict[cst.CSTNode, Span], indents: Indents, inde
     (line, column), (end_line, end_column) = span
     if isinstance(change, Replace):
         content = change.content
-        if isinstance(content, cst.CSTNode):
+        if not isinstance(content, str):  # a node (a str answers ABCMeta's check slowly)
             content = code_at(module, content, indents.get(change.node, ()))
         return Edit(index.offset(line, column), index.offset(end_line, end_column), content)
     if isinstance(change, InsertLines):

@@ -8,7 +8,7 @@ directly and skips the ones that hold only whitespace, comments and punctuation.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Tuple
 
 import libcst as cst
 
@@ -27,6 +27,21 @@ _LEAVES = (cst.Name, cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString)
 _FIELDS: Dict[type, Tuple[str, ...]] = {}
 
 
+def _node_types() -> FrozenSet[type]:
+    found, stack = set(), [cst.CSTNode]
+    while stack:
+        node_type = stack.pop()
+        found.add(node_type)
+        stack.extend(node_type.__subclasses__())
+    return frozenset(found)
+
+
+# Every libcst node class: the parser builds nothing else. ``isinstance(value, cst.CSTNode)``
+# goes through ABCMeta, whose first "no" for a type (``str``, ``None``, a sentinel) scans all
+# these classes; the first file each process linted paid about 10 ms for those scans.
+NODE_TYPES = _node_types()
+
+
 def child_fields(node_type: type) -> Tuple[str, ...]:
     """Names of the fields of ``node_type`` that may hold code, last field first."""
     fields = _FIELDS.get(node_type)
@@ -41,7 +56,6 @@ def iter_nodes(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """``root`` and every node below it that can hold code, in (roughly) source order."""
     stack: List[cst.CSTNode] = [root]
     pop, push, extend = stack.pop, stack.append, stack.extend
-    node_class = cst.CSTNode
     while stack:
         node = pop()
         yield node
@@ -50,7 +64,7 @@ def iter_nodes(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
         # Children are pushed last-first so that they are met first-first.
         for name in fields if fields is not None else child_fields(node_type):
             value = getattr(node, name)
-            if isinstance(value, node_class):
+            if type(value) in NODE_TYPES:
                 push(value)
             elif type(value) is tuple or type(value) is list:
                 extend(reversed(value))

@@ -145,3 +145,12 @@ def test_no_spare_when_the_machine_cannot_fork(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "None", "True", "['WD101',", "'WD210']"]
+
+
+def test_commands_that_start_no_spare_are_real_options():
+    from wd_guard.lint import entry
+    from wd_guard.lint.cli import build_parser
+
+    options = {option for action in build_parser()._actions for option in action.option_strings}
+    assert entry._NO_PARSE - {"rule"} <= options
+    assert entry._NO_PARSE >= {"--explain", "--help", "--version"}
