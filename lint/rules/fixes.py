@@ -283,12 +283,21 @@ def _moved_decay(site: Site) -> Optional[Tuple[cst.BaseExpression, cst.Call]]:
 def _helper_call(helper: str, module: cst.BaseExpression, decay: cst.BaseExpression) -> cst.Call:
     equal = cst.AssignEqual(whitespace_before=_NO_SPACE, whitespace_after=_NO_SPACE)
     return cst.Call(
-        func=cst.parse_expression(helper),
+        func=_dotted_expression(helper),
         args=[
             cst.Arg(value=module, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
             cst.Arg(value=decay, keyword=cst.Name(WEIGHT_DECAY), equal=equal),
         ],
     )
+
+
+def _dotted_expression(name: str) -> cst.BaseExpression:
+    """``a.b.c`` as libcst nodes, built directly: a parse would cost more than the whole fix."""
+    first, *rest = name.split(".")
+    expr: cst.BaseExpression = cst.Name(first)
+    for part in rest:
+        expr = cst.Attribute(value=expr, attr=cst.Name(part))
+    return expr
 
 
 def _removable(arg: cst.Arg, call: cst.Call) -> bool:
