@@ -58,6 +58,11 @@ def test_installed_package_has_every_linter_module_and_runs(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     assert result.stdout.startswith(str(unpacked)) and "t.py:4:7: WD101" in result.stdout
+    # The console script's own target: the spare worker, then an exit without teardown.
+    script = "import sys; sys.argv = ['wd-lint', '--no-cache', 't.py']; from wd_guard.lint.entry import command; command()"
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("t.py:4:7: WD101") and result.stderr.startswith("Found 2 findings in 1 file")
 
 
 def git(repo: Path, *args: str) -> None:
