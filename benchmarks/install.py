@@ -17,18 +17,25 @@ from pathlib import Path
 from typing import List
 
 ROOT = Path(__file__).resolve().parent.parent
+_PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+
+
+def build_wheel(work: Path) -> Path:
+    """A wheel built under ``work`` from a copy of this checkout: offline, no build isolation."""
+    source = work / "source"
+    source.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("wd_guard", "lint"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    _run([*_PIP, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(work / "dist"), str(source)])
+    [wheel] = (work / "dist").glob("wd_guard-*.whl")
+    return wheel
 
 
 def install(work: Path) -> List[str]:
     """Build and install the package under ``work``; the argv of its ``wd-lint`` command."""
-    source = work / "source"
-    for name in ("pyproject.toml", "README.md"):
-        source.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, source / name)
-    for folder in ("wd_guard", "lint"):
-        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(work / "dist"), str(source)])
+    wheel = build_wheel(work)
     venv = work / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     python = venv / "bin" / "python"
@@ -37,8 +44,7 @@ def install(work: Path) -> List[str]:
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True).stdout.strip()
     Path(purelib, "running-environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    [wheel] = (work / "dist").glob("wd_guard-*.whl")
-    _run([*pip, "--python", str(python), "install", "--no-deps", "--no-index", "--compile", str(wheel)])
+    _run([*_PIP, "--python", str(python), "install", "--no-deps", "--no-index", "--compile", str(wheel)])
     return [str(venv / "bin" / "wd-lint")]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -37,16 +38,9 @@ def test_manifest_is_valid_for_pre_commit():
 @pytest.mark.slow
 def test_installed_package_has_every_linter_module_and_runs(tmp_path):
     # pre-commit installs the hook from a built wheel, not from this checkout: build one from
-    # a copy (no network, no build isolation) and run wd-lint from the unpacked wheel alone.
-    source = tmp_path / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    for folder in ("wd_guard", "lint"):
-        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q"]
-    subprocess.run([*build, "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
-    [wheel] = (tmp_path / "dist").glob("wd_guard-*.whl")
+    # a copy (no network, no build isolation), as the benchmarks do, and run wd-lint from the
+    # unpacked wheel alone.
+    wheel = _benchmark_installer().build_wheel(tmp_path)
     unpacked = tmp_path / "site"
     shutil.unpack_archive(str(wheel), str(unpacked), format="zip")
     modules = {p.relative_to(ROOT / "lint").as_posix() for p in (ROOT / "lint").rglob("*.py")}
@@ -63,6 +57,13 @@ def test_installed_package_has_every_linter_module_and_runs(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     assert result.stdout.startswith("t.py:4:7: WD101") and result.stderr.startswith("Found 2 findings in 1 file")
+
+
+def _benchmark_installer():
+    spec = importlib.util.spec_from_file_location("wd_guard_bench_install", ROOT / "benchmarks" / "install.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def git(repo: Path, *args: str) -> None:
