@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from wd_guard import _decay
 from wd_guard._medians import SampleGather, lower_medians
-from wd_guard._norms import Groups, all_reduce_rows, gather_columns, squared_norms
+from wd_guard._norms import Groups, NormPass, all_reduce_rows, gather_columns
 from wd_guard._sources import collect_sources
 from wd_guard.optimizers import fact_for_class
 
@@ -90,6 +90,7 @@ class StatsPlan:
         self._whole = [s.tensor for s in self.sources] if all(s.piece.kind == "whole" for s in self.sources) else None
         self.prefix = prefix
         self.device = self._result_device()
+        self._norms = NormPass(self.device)
         self.dropped = 0
         self._series = self._build_series(per_module, include, max_series)
         self._totals = totals
@@ -215,7 +216,7 @@ class StatsPlan:
         with torch.inference_mode():
             base, families, totals = self._layout()
             local = self._whole if self._whole is not None else [s.piece.local(s.tensor) for s in self.sources]
-            sq = squared_norms(local, self.device)
+            sq = self._norms(local)
             all_reduce_rows(sq, self._reduce)
             eff = base.clone()
             for rows in families:

@@ -168,6 +168,34 @@ def test_a_reused_plan_follows_steps_and_restored_state():
     assert plan.compute()["effective_decay/0.weight"] == pytest.approx(first["effective_decay/0.weight"], rel=1e-6)
 
 
+def test_a_reused_plan_follows_parameters_updated_moved_and_reassigned():
+    # The plan keeps each parameter's flat view between steps: it must see in-place updates,
+    # and make new views when .data is re-assigned, cast or given another shape.
+    from wd_guard._plan import StatsPlan
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(40, 30), nn.Linear(30, 3))
+    plan = StatsPlan(model, [torch.optim.AdamW(model.parameters())])
+
+    def check():
+        stats = plan.compute()
+        for name, param in model.named_parameters():
+            assert stats[f"weight_norm/{name}"] == pytest.approx(param.double().norm().item(), rel=1e-6), name
+
+    check()
+    with torch.no_grad():
+        model[0].weight.mul_(3.0)  # in place: the kept view sees it
+    check()
+    model[0].weight.data = torch.randn(30, 40)  # a new tensor at a new address
+    check()
+    model[1].weight.data = model[1].weight.data[:, :20]  # same address, fewer elements, not dense
+    check()
+    model[1].double()  # cast: new storage
+    check()
+    model[1].weight.data = torch.randn(3, 30, dtype=torch.float64)
+    check()
+
+
 def test_deepspeed_partitioned_parameter_is_left_out_and_said():
     model = nn.Sequential(nn.Linear(3, 3))
     model[0].weight.ds_tensor = torch.zeros(5)  # what ZeRO-3 attaches to a partitioned parameter
