@@ -14,6 +14,7 @@ with the command instead of overlapping it, and other systems do not fork cheapl
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -51,6 +52,7 @@ def _serve(job_read: int, outcome_write: int) -> None:
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle
+        gc.disable()  # until the imports are done: see isolate.preload, which enables it again
         from wd_guard.lint import isolate
 
         isolate.serve(_Channel(job_read, outcome_write))

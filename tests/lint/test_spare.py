@@ -154,3 +154,29 @@ def test_commands_that_start_no_spare_are_real_options():
     options = {option for action in build_parser()._actions for option in action.option_strings}
     assert entry._NO_PARSE - {"rule"} <= options
     assert entry._NO_PARSE >= {"--explain", "--help", "--version"}
+
+
+@pytest.mark.parametrize(
+    "module, load",
+    [
+        ("isolate", "isolate.preload()"),  # a worker: the spare or the pool's
+        ("entry", "entry._import_without_collections()"),  # the command
+    ],
+)
+def test_imports_run_with_the_collector_paused_and_leave_it_running(module, load):
+    # The collector is paused while the modules load (nothing they make is garbage) and must be
+    # running again afterwards, with the loaded objects frozen out of later collections.
+    script = textwrap.dedent(
+        f"""\
+        import gc
+        from wd_guard.lint import {module}
+        before = gc.get_freeze_count()
+        phases = []
+        gc.callbacks.append(lambda phase, info: phases.append(phase))
+        {load}
+        print(gc.isenabled(), gc.get_freeze_count() > before, len(phases))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "0"]
