@@ -44,6 +44,8 @@ class SampleGather:
             counts.append(count)
             self.rows.append((local, flat, index, self.buffer[row, :count]))
         self.fill, self.keep = _padding(counts, device)
+        # Rows are full or empty unless some tensor has fewer elements than a sample.
+        self.padded = any(0 < count < SAMPLE_SIZE for count in counts)
 
     def run(self) -> Tensor:
         """The buffer, refreshed from the live state."""
@@ -71,10 +73,12 @@ def _padding(counts: List[int], device: torch.device) -> "tuple[Tensor, Tensor]"
 
 def lower_medians(x: Tensor, gather: SampleGather) -> Tensor:
     """The lower median of each row of ``x`` (laid out as ``gather.buffer``), NaN for empty rows."""
-    padded = torch.where(gather.keep, x, gather.fill)
+    padded = torch.where(gather.keep, x, gather.fill) if gather.padded else x
     if numpy is not None and padded.device.type == "cpu" and padded.dtype in (torch.float32, torch.float64):
         # On CPU, numpy() is a view of the same memory, not a copy or a transfer.
         rows = padded.numpy()
-        rows.partition(MIDDLE, axis=1)  # in place: ``padded`` is this call's own copy
+        # In place: ``padded`` is this call's own copy, or (no padding) a buffer whose every
+        # kept element the next gather writes again.
+        rows.partition(MIDDLE, axis=1)
         return torch.from_numpy(numpy.ascontiguousarray(rows[:, MIDDLE]))
     return torch.median(padded, dim=1).values

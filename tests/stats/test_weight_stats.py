@@ -151,11 +151,12 @@ def test_stats_module_loads_no_lightning():
     assert result.stdout.strip() == "[]"
 
 
-def test_a_reused_plan_follows_steps_and_restored_state():
+@pytest.mark.parametrize("bias", [True, False], ids=["a-padded-sample-row", "full-rows-sorted-in-place"])
+def test_a_reused_plan_follows_steps_and_restored_state(bias):
     from wd_guard._plan import StatsPlan
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(40, 40))
+    model = nn.Sequential(nn.Linear(40, 40, bias=bias))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=0.1)
     _stepped(model, optimizer)
     saved = copy.deepcopy(optimizer.state_dict())  # state_dict() shares the live tensors
