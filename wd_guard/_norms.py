@@ -98,7 +98,7 @@ def squared_norms(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
 def _bucket_squares(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
     """Squared norms of tensors that share one device and one dtype."""
     first = tensors[0]
-    if first.device.type == "cpu" and first.dtype in (torch.float32, torch.float64):
+    if _takes_dot(first):
         flats = [dense_flat(tensor) for tensor in tensors]
         squares = torch.stack([torch.dot(flat, flat) for flat in flats])
     else:
@@ -122,6 +122,8 @@ class NormPass:
 
     def __call__(self, tensors: Sequence[Tensor]) -> Tensor:
         """Squared norms of ``tensors`` as one float64 vector on the pass's device."""
+        if not tensors or not _takes_dot(tensors[0]):  # nothing to keep (and no addresses to read)
+            return squared_norms(tensors, self.device)
         marks = [(tensor.data_ptr(), tensor.numel()) for tensor in tensors]
         if marks != self._marks:
             self._marks, self._flats = marks, _dot_views(tensors)
@@ -130,13 +132,14 @@ class NormPass:
         return torch.stack([torch.dot(flat, flat) for flat in self._flats]).to(device=self.device, dtype=torch.float64)
 
 
+def _takes_dot(tensor: Tensor) -> bool:
+    """Whether the norm of ``tensor`` comes from a BLAS dot (see :func:`squared_norms`)."""
+    return tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
+
+
 def _dot_views(tensors: Sequence[Tensor]) -> Optional[List[Tensor]]:
     """Flat views for the dot path, or None when some tensor takes another path (or a copy)."""
-    if not tensors:
-        return None
     first = tensors[0]
-    if first.device.type != "cpu" or first.dtype not in (torch.float32, torch.float64):
-        return None
     if any(t.device != first.device or t.dtype != first.dtype or not is_dense(t) for t in tensors):
         return None
     return [dense_flat(tensor) for tensor in tensors]
