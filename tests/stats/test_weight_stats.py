@@ -169,7 +169,7 @@ def test_a_reused_plan_follows_steps_and_restored_state(bias):
     assert plan.compute()["effective_decay/0.weight"] == pytest.approx(first["effective_decay/0.weight"], rel=1e-6)
 
 
-def test_a_reused_plan_follows_parameters_updated_moved_and_reassigned():
+def test_a_reused_plan_follows_parameters_updated_cast_and_reassigned():
     # The plan keeps each parameter's flat view between steps: it must see in-place updates,
     # and make new views when .data is re-assigned, cast or given another shape.
     from wd_guard._plan import StatsPlan
