@@ -190,9 +190,19 @@ def test_non_logging_batches_do_no_work(tmp_path, monkeypatch):
     fit_trainer.fit(module, loader())
     monitor = WeightMonitor(log_every_n_steps=50)
     monitor.setup(fit_trainer, module)
-    monkeypatch.setattr(monitor._plan, "compute", lambda: pytest.fail("computed on a non-logging step"))
-    for _ in range(100):
-        monitor.on_train_batch_end(fit_trainer, module)
+    step = {"now": fit_trainer.global_step}
+    monkeypatch.setattr(type(fit_trainer), "global_step", property(lambda self: step["now"]))
+    computed = []
+    monkeypatch.setattr(monitor._plan, "compute", lambda: computed.append(step["now"]) or {})
+    for now in range(step["now"], 50):  # several batches per step, none reaching step 50
+        step["now"] = now
+        for _ in range(3):
+            monitor.on_train_batch_end(fit_trainer, module)
+    assert computed == []
+    step["now"] = 50
+    monitor.on_train_batch_end(fit_trainer, module)
+    monitor.on_train_batch_end(fit_trainer, module)  # a second batch of the same step: no work
+    assert computed == [50]
 
 
 def test_other_ranks_neither_compute_nor_log(tmp_path, monkeypatch):
