@@ -30,7 +30,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Collection, Dict, List, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,25 +90,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _describe(corpus: Corpus) -> None:
-    from wd_guard.lint.analysis import identifiers, python_tree
     from wd_guard.lint.config import default_codes
-    from wd_guard.lint.vocabulary import identifiers_match, might_matter
+    from wd_guard.lint.vocabulary import might_matter
 
     codes = default_codes()
     sources = [path.read_bytes() for path in corpus.files]
     words = [source for source in sources if might_matter(source, select=codes)]
-    in_code = sum(_in_code(source, codes, python_tree, identifiers, identifiers_match) for source in words)
+    in_code = sum(_in_code(source, codes) for source in words)
     print(f"corpus: {len(corpus.files)} files, {corpus.lines:,} lines, {corpus.size / 1e6:.1f} MB: {', '.join(corpus.labels)}")
     print(f"files with the rules' words: {len(words)} ({in_code} of them as names in the code, not only in comments or strings)")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
 
 
-def _in_code(source: bytes, codes, python_tree, identifiers, identifiers_match) -> bool:
+def _in_code(source: bytes, codes: Collection[str]) -> bool:
+    from wd_guard.lint.analysis import needs_libcst, python_tree
+
     try:
         tree = python_tree(source)
     except Exception:  # noqa: BLE001 - nested too deeply: libcst gets it
         return True
-    return tree is None or identifiers_match(identifiers(tree), codes)
+    return needs_libcst(tree, codes)
 
 
 def find_peers(folders: Sequence[str], wanted: str) -> Dict[str, str]:

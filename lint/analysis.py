@@ -23,7 +23,7 @@ from .rules import rules_for
 from .rules.base import FileContext, FixPlan, LintRule, Report
 from .vocabulary import POWER, identifiers_match
 
-__all__ = ["build_context", "identifiers", "lint", "locate", "parse", "parse_and_check", "python_tree"]
+__all__ = ["build_context", "identifiers", "lint", "locate", "needs_libcst", "parse", "parse_and_check", "python_tree"]
 
 
 def lint(source: Union[str, bytes], path: str = "<string>", *, select: Optional[Collection[str]] = None) -> List[Diagnostic]:
@@ -31,7 +31,7 @@ def lint(source: Union[str, bytes], path: str = "<string>", *, select: Optional[
     first (it is cheap next to libcst's): a file whose identifiers lack every selected rule's
     vocabulary (the words were only in strings, comments or longer names) ends there."""
     tree = python_tree(source)
-    if tree is not None and not identifiers_match(identifiers(tree), select):
+    if not needs_libcst(tree, select):
         return []
     ctx, reports = parse_and_check(source, path, select=select, tree=tree)
     return [diagnostic for diagnostic, _ in locate(ctx, reports)]
@@ -83,6 +83,12 @@ def python_tree(source: Union[str, bytes]) -> Optional[ast.Module]:
         return None  # libcst reports it, or reads syntax this Python does not
     except ValueError:
         return None  # null bytes: libcst gives the located error
+
+
+def needs_libcst(tree: Optional[ast.Module], select: Optional[Collection[str]] = None) -> bool:
+    """Whether a file with CPython's tree ``tree`` (None: CPython could not read it) must be
+    parsed by libcst: some selected rule's words are names in its code."""
+    return tree is None or identifiers_match(identifiers(tree), select)
 
 
 def identifiers(tree: ast.Module) -> Set[str]:

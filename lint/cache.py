@@ -142,15 +142,10 @@ class Cache:
     def _write(self, name: str, entry: Dict[str, Any]) -> None:
         if not self.writable:
             return
-        target = self.folder / name
-        temporary = self.folder / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"  # private to this writer
         try:
-            with open(temporary, "wb") as handle:
-                handle.write(json.dumps(entry, separators=(",", ":")).encode("utf-8", "surrogatepass"))
-            os.replace(temporary, target)  # readers see the old entry or the new one, never half
+            _replace(self.folder / name, json.dumps(entry, separators=(",", ":")).encode("utf-8", "surrogatepass"))
         except OSError:
             self.writable = False  # a full disk or a read-only folder: stop trying
-            _remove(temporary)
 
 
 def _outcome(entry: Dict[str, Any], path: str) -> Outcome:
@@ -222,10 +217,21 @@ def _prepare(directory: Path) -> bool:
     for name, content in ((".gitignore", "# Made by wd-lint.\n*\n"), ("CACHEDIR.TAG", _TAG)):
         path = directory / name
         if not path.exists():
-            temporary = directory / f".{name}.{os.getpid()}.tmp"
-            temporary.write_text(content, encoding="utf-8")
-            os.replace(temporary, path)
+            _replace(path, content.encode("utf-8"))
     return True
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` through a file private to this writer, renamed into place: readers see
+    the old content or the new, never half. Raises OSError, leaving no private file behind."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except OSError:
+        _remove(temporary)
+        raise
 
 
 def _prune(directory: Path, keep: str) -> None:

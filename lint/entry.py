@@ -6,7 +6,6 @@ This module is the console script's target, so it imports nothing heavy before t
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from typing import NoReturn, Optional, Sequence
@@ -23,22 +22,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if _NO_PARSE.isdisjoint(arg.partition("=")[0] for arg in args):
         spare.start()
     try:
-        _import_without_collections()
+        spare.import_without_collections("wd_guard.lint.cli")
         from wd_guard.lint.cli import main as run
 
         return run(args)
     finally:
         spare.discard()
-
-
-def _import_without_collections() -> None:
-    """Load the command's modules with the garbage collector paused (see ``isolate.preload``)."""
-    gc.disable()
-    try:
-        from wd_guard.lint import cli  # noqa: F401 - imported for its side effect: loaded modules
-    finally:
-        gc.freeze()
-        gc.enable()
 
 
 def command() -> NoReturn:

@@ -11,7 +11,6 @@ then reported with the reason. ``processes=0`` analyses in this process (no isol
 from __future__ import annotations
 
 import faulthandler
-import gc
 import itertools
 import os
 import signal
@@ -176,19 +175,10 @@ def run_jobs(jobs: Iterable[Job], processes: int, timeout: float) -> Iterator[Tu
 
 
 def preload() -> None:
-    """Import libcst and the rules now, not at the first job, with the garbage collector paused.
+    """Import libcst and the rules now, not at the first job (see ``spare.import_without_collections``)."""
+    from wd_guard.lint.spare import import_without_collections
 
-    Importing makes tens of thousands of objects (libcst's node classes, their generated
-    methods) that live as long as the process, so the collections that their creation sets
-    off find nothing to free; they cost about an eighth of the import. The imported objects are
-    then frozen, so that later collections, during parses, do not walk them again.
-    """
-    gc.disable()
-    try:
-        from wd_guard.lint import analysis  # noqa: F401 - imported for its side effect: loaded modules
-    finally:
-        gc.freeze()
-        gc.enable()
+    import_without_collections("wd_guard.lint.analysis")
 
 
 def serve(connection: Any) -> None:

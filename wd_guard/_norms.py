@@ -97,13 +97,15 @@ def squared_norms(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
 
 def _bucket_squares(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
     """Squared norms of tensors that share one device and one dtype."""
-    first = tensors[0]
-    if _takes_dot(first):
-        flats = [dense_flat(tensor) for tensor in tensors]
-        squares = torch.stack([torch.dot(flat, flat) for flat in flats])
-    else:
-        squares = torch.stack(torch._foreach_norm(list(tensors), 2, dtype=torch.float32)).square_()
+    if _takes_dot(tensors[0]):
+        return _dot_squares([dense_flat(tensor) for tensor in tensors], device)
+    squares = torch.stack(torch._foreach_norm(list(tensors), 2, dtype=torch.float32)).square_()
     return squares.to(device=device, dtype=torch.float64)
+
+
+def _dot_squares(flats: Sequence[Tensor], device: torch.device) -> Tensor:
+    """Squared norms of 1-D CPU tensors, each the BLAS dot of the tensor with itself."""
+    return torch.stack([torch.dot(flat, flat) for flat in flats]).to(device=device, dtype=torch.float64)
 
 
 class NormPass:
@@ -129,7 +131,7 @@ class NormPass:
             self._marks, self._flats = marks, _dot_views(tensors)
         if self._flats is None:
             return squared_norms(tensors, self.device)
-        return torch.stack([torch.dot(flat, flat) for flat in self._flats]).to(device=self.device, dtype=torch.float64)
+        return _dot_squares(self._flats, self.device)
 
 
 def _takes_dot(tensor: Tensor) -> bool:
@@ -139,8 +141,7 @@ def _takes_dot(tensor: Tensor) -> bool:
 
 def _dot_views(tensors: Sequence[Tensor]) -> Optional[List[Tensor]]:
     """Flat views for the dot path, or None when some tensor takes another path (or a copy)."""
-    first = tensors[0]
-    if any(t.device != first.device or t.dtype != first.dtype or not is_dense(t) for t in tensors):
+    if not all(_takes_dot(tensor) and is_dense(tensor) for tensor in tensors):
         return None
     return [dense_flat(tensor) for tensor in tensors]
 

@@ -160,7 +160,7 @@ def test_commands_that_start_no_spare_are_real_options():
     "module, load",
     [
         ("isolate", "isolate.preload()"),  # a worker: the spare or the pool's
-        ("entry", "entry._import_without_collections()"),  # the command
+        ("spare", "spare.import_without_collections('wd_guard.lint.cli')"),  # the command
     ],
 )
 def test_imports_run_with_the_collector_paused_and_leave_it_running(module, load):
