@@ -29,7 +29,7 @@ from wd_guard import __version__
 from wd_guard.lint.diagnostic import Diagnostic, Edit, Fix
 from wd_guard.lint.isolate import SYNTAX, TOO_DEEP, Job, Outcome, Problem
 
-__all__ = ["DEFAULT_DIR", "ENV_VAR", "Cache", "cache_dir", "fingerprint"]
+__all__ = ["DEFAULT_DIR", "ENV_VAR", "Cache", "cache_dir", "fingerprint", "replace_file"]
 
 DEFAULT_DIR = ".wd-lint-cache"
 ENV_VAR = "WD_LINT_CACHE_DIR"
@@ -143,7 +143,7 @@ class Cache:
         if not self.writable:
             return
         try:
-            _replace(self.folder / name, json.dumps(entry, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+            replace_file(self.folder / name, json.dumps(entry, separators=(",", ":")).encode("utf-8", "surrogatepass"))
         except OSError:
             self.writable = False  # a full disk or a read-only folder: stop trying
 
@@ -217,11 +217,11 @@ def _prepare(directory: Path) -> bool:
     for name, content in ((".gitignore", "# Made by wd-lint.\n*\n"), ("CACHEDIR.TAG", _TAG)):
         path = directory / name
         if not path.exists():
-            _replace(path, content.encode("utf-8"))
+            replace_file(path, content.encode("utf-8"))
     return True
 
 
-def _replace(path: Path, data: bytes) -> None:
+def replace_file(path: Path, data: bytes) -> None:
     """Write ``path`` through a file private to this writer, renamed into place: readers see
     the old content or the new, never half. Raises OSError, leaving no private file behind."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")

@@ -175,10 +175,13 @@ def run_jobs(jobs: Iterable[Job], processes: int, timeout: float) -> Iterator[Tu
 
 
 def preload() -> None:
-    """Import libcst and the rules now, not at the first job (see ``spare.import_without_collections``)."""
+    """Import libcst and the rules now, not at the first job, with the collector paused and
+    the dataclass methods compiled on an earlier run reused (see ``spare`` and ``compiled``)."""
+    from wd_guard.lint.compiled import reused
     from wd_guard.lint.spare import import_without_collections
 
-    import_without_collections("wd_guard.lint.analysis")
+    with reused():
+        import_without_collections("wd_guard.lint.analysis")
 
 
 def serve(connection: Any) -> None:
