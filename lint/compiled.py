@@ -24,8 +24,19 @@ from types import CodeType
 from typing import Any, Dict, Iterator, Optional
 
 FOLDER = "wd-lint"
+
+
+def _magic_number() -> bytes:
+    external = sys.modules.get("_frozen_importlib_external")  # loaded at start-up by CPython
+    if external is None:
+        from importlib.util import MAGIC_NUMBER
+
+        return MAGIC_NUMBER
+    return external.MAGIC_NUMBER
+
+
 # What the code in the table is valid for: the bytecode format and the -O level it was built with.
-_HEADER = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER + bytes([sys.flags.optimize])
+_HEADER = _magic_number() + bytes([sys.flags.optimize])
 
 
 def table_path(environ: Any = os.environ) -> Optional[str]:
