@@ -21,15 +21,15 @@ import json
 import os
 import re
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from wd_guard import __version__
+from wd_guard.lint.atomic import replace_file
 from wd_guard.lint.diagnostic import Diagnostic, Edit, Fix
 from wd_guard.lint.isolate import SYNTAX, TOO_DEEP, Job, Outcome, Problem
 
-__all__ = ["DEFAULT_DIR", "ENV_VAR", "Cache", "cache_dir", "fingerprint", "replace_file"]
+__all__ = ["DEFAULT_DIR", "ENV_VAR", "Cache", "cache_dir", "fingerprint"]
 
 DEFAULT_DIR = ".wd-lint-cache"
 ENV_VAR = "WD_LINT_CACHE_DIR"
@@ -221,19 +221,6 @@ def _prepare(directory: Path) -> bool:
     return True
 
 
-def replace_file(path: Path, data: bytes) -> None:
-    """Write ``path`` through a file private to this writer, renamed into place: readers see
-    the old content or the new, never half. Raises OSError, leaving no private file behind."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except OSError:
-        _remove(temporary)
-        raise
-
-
 def _prune(directory: Path, keep: str) -> None:
     """Remove the folders of all but the few most recently used other linter versions (only
     folders named like ours: nothing else in a shared folder is touched)."""
@@ -248,11 +235,3 @@ def _prune(directory: Path, keep: str) -> None:
 
     for entry in others[_KEEP_OTHERS:]:
         shutil.rmtree(entry.path, ignore_errors=True)  # a run still reading it only misses
-
-
-def _remove(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-

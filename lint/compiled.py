@@ -98,12 +98,10 @@ def _load(path: str) -> Dict[str, Any]:
 
 
 def _store(path: str, table: Dict[str, Any]) -> None:
-    from pathlib import Path
-
-    from wd_guard.lint.cache import replace_file
+    from wd_guard.lint.atomic import replace_file
 
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        replace_file(Path(path), _HEADER + marshal.dumps(table))
+        replace_file(path, _HEADER + marshal.dumps(table))
     except (OSError, ValueError):  # a read-only home, a full disk: the next run compiles again
         pass

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable, Collection, Dict, List, Optional, Se
 
 import libcst as cst
 
+from .atomic import remove_quietly
 from .diagnostic import Diagnostic, Edit, Fix
 from .engine import lint_source, parse
 
@@ -166,18 +167,11 @@ def write_atomically(path: str, data: bytes) -> None:
         os.chmod(temporary, mode)
         os.replace(temporary, path)
     except OSError as exc:
-        _remove_quietly(temporary)
+        remove_quietly(temporary)
         raise FixError(f"{path}: cannot write: {exc}") from None
     except BaseException:
-        _remove_quietly(temporary)
+        remove_quietly(temporary)
         raise
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 # -- a whole run -----------------------------------------------------------------------------
