@@ -10,6 +10,7 @@ libcst cannot parse yields nothing: flake8 reports syntax errors itself (E999).
 from __future__ import annotations
 
 import ast
+import sys
 from typing import Any, ClassVar, FrozenSet, Iterator, Sequence, Tuple, Type
 
 from wd_guard import __version__
@@ -56,6 +57,7 @@ class WeightDecayChecker:
         source = "".join(self.lines)
         if not might_matter(source.encode("utf-8", "surrogatepass"), select=codes):
             return
+        _load_rules()
         try:
             diagnostics = call_with_deep_stack(lambda: lint_source(source, self.filename, select=codes))
         except Exception:  # a parse error (flake8 has its own E999) or a file libcst cannot read
@@ -63,3 +65,13 @@ class WeightDecayChecker:
         for diagnostic in diagnostics:
             message = f"{diagnostic.code} {diagnostic.message}"
             yield diagnostic.line, max(diagnostic.column - 1, 0), message, type(self)
+
+
+def _load_rules() -> None:
+    """Import libcst and the rules at the first file that needs them, with the dataclass
+    methods ``wd-lint``'s workers keep compiled (see ``compiled``): about half the import."""
+    if "wd_guard.lint.analysis" not in sys.modules:
+        from wd_guard.lint.compiled import reused
+
+        with reused():
+            import wd_guard.lint.analysis  # noqa: F401
