@@ -126,7 +126,10 @@ def _lint_command(args: argparse.Namespace) -> int:
 
 
 def _fix_command(report: Report, options: Options, args: argparse.Namespace) -> int:
-    from wd_guard.lint.fix import fix_report  # loads the parser: only when fixing
+    from wd_guard.lint.compiled import import_reusing
+
+    import_reusing("wd_guard.lint.fix")  # loads the parser: only when fixing
+    from wd_guard.lint.fix import fix_report
 
     run = fix_report(report, options, unsafe=args.unsafe_fixes, write=not args.diff)
     if args.diff or args.fix_only:

@@ -2,10 +2,11 @@
 
 Most of ``import libcst`` is the ``dataclasses`` module writing the methods of some 200 node
 classes (``__init__``, ``__repr__``, ``__eq__``, ...) as source text and compiling it: about
-600 small sources, the same on every run. While a worker imports the parser and the rules
-(see ``isolate.preload``), :func:`reused` looks the code of each source up in a table kept in
-the user's cache folder and compiles only what is missing. When anything was missing (a new
-libcst, a first run) the table is written again, holding just what this import used.
+a thousand small sources, the same on every run. Wherever libcst is loaded (the workers, see
+``isolate.preload``; the command itself with ``--jobs 0`` or ``--fix``; the flake8 plugin),
+:func:`reused` looks the code of each of those sources up in a table kept in the user's cache
+folder and compiles only what is missing. When anything was missing (a new libcst, a first
+run) the table is written again, holding just what this import used.
 
 Like Python's own bytecode files, the table is read only by an interpreter with the magic
 number and optimisation level it was written with, it is not written when
@@ -24,6 +25,7 @@ from types import CodeType
 from typing import Any, Dict, Iterator, Optional
 
 FOLDER = "wd-lint"
+PACKAGE = "libcst"  # whose classes' methods are kept (see _in_package)
 
 
 def _magic_number() -> bytes:
@@ -66,7 +68,7 @@ def reused(path: Optional[str] = None) -> Iterator[Dict[str, int]]:
     counts = {"reused": 0, "compiled": 0}
 
     def cached_exec(source: Any, globals: Any = None, locals: Any = None, /) -> Any:
-        if isinstance(source, str):
+        if isinstance(source, str) and _in_package(globals):
             code = table.get(source)
             if type(code) is not CodeType:  # missing (or not code: a table is only ever trusted with code)
                 code = None
@@ -85,6 +87,25 @@ def reused(path: Optional[str] = None) -> Iterator[Dict[str, int]]:
         del dataclasses.exec  # type: ignore[attr-defined]
     if path and counts["compiled"] and not sys.dont_write_bytecode:
         _store(path, used)
+
+
+def _in_package(module_globals: Any) -> bool:
+    """Whether dataclasses is generating methods for a class of ``PACKAGE``.
+
+    Only those are kept: every process that imports libcst makes the same set, so whichever
+    writes last writes what the others need (wd-lint's own classes differ by process, and
+    compiling them costs little).
+    """
+    name = module_globals.get("__name__") if isinstance(module_globals, dict) else None
+    return isinstance(name, str) and name.partition(".")[0] == PACKAGE
+
+
+def import_reusing(module: str) -> None:
+    """Import ``module`` (when not loaded yet) inside :func:`reused`: for the paths that load
+    libcst in the command's own process or in a host such as flake8."""
+    if module not in sys.modules:
+        with reused():
+            __import__(module)
 
 
 def _load(path: str) -> Dict[str, Any]:

@@ -10,7 +10,6 @@ libcst cannot parse yields nothing: flake8 reports syntax errors itself (E999).
 from __future__ import annotations
 
 import ast
-import sys
 from typing import Any, ClassVar, FrozenSet, Iterator, Sequence, Tuple, Type
 
 from wd_guard import __version__
@@ -50,6 +49,7 @@ class WeightDecayChecker:
         cls.extend_select = frozenset().union(*(expand(s) for s in selectors))
 
     def run(self) -> Iterator[Tuple[int, int, str, Type["WeightDecayChecker"]]]:
+        from wd_guard.lint.compiled import import_reusing
         from wd_guard.lint.engine import lint_source, might_matter
         from wd_guard.lint.isolate import call_with_deep_stack
 
@@ -57,7 +57,9 @@ class WeightDecayChecker:
         source = "".join(self.lines)
         if not might_matter(source.encode("utf-8", "surrogatepass"), select=codes):
             return
-        _load_rules()
+        # The first file that needs them loads libcst and the rules, with the dataclass methods
+        # wd-lint's workers keep compiled (see ``compiled``): about half the import.
+        import_reusing("wd_guard.lint.analysis")
         try:
             diagnostics = call_with_deep_stack(lambda: lint_source(source, self.filename, select=codes))
         except Exception:  # a parse error (flake8 has its own E999) or a file libcst cannot read
@@ -65,13 +67,3 @@ class WeightDecayChecker:
         for diagnostic in diagnostics:
             message = f"{diagnostic.code} {diagnostic.message}"
             yield diagnostic.line, max(diagnostic.column - 1, 0), message, type(self)
-
-
-def _load_rules() -> None:
-    """Import libcst and the rules at the first file that needs them, with the dataclass
-    methods ``wd-lint``'s workers keep compiled (see ``compiled``): about half the import."""
-    if "wd_guard.lint.analysis" not in sys.modules:
-        from wd_guard.lint.compiled import reused
-
-        with reused():
-            import wd_guard.lint.analysis  # noqa: F401

@@ -164,6 +164,9 @@ def run_jobs(jobs: Iterable[Job], processes: int, timeout: float) -> Iterator[Tu
         return
     jobs = itertools.chain([first], jobs)
     if processes <= 0:
+        from wd_guard.lint.compiled import import_reusing
+
+        import_reusing("wd_guard.lint.analysis")
         for job in jobs:
             yield job, analyse_in_process(job)
         return

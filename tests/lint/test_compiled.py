@@ -118,17 +118,23 @@ def test_the_lookup_is_removed_when_the_import_fails(tmp_path):
 def test_an_unwritable_folder_costs_nothing_but_the_reuse(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
+    assert run("reused", str(blocked / "table.marshal"))["counts"]["compiled"] > 300
+    assert blocked.read_text() == "not a folder"
+
+
+def test_only_the_methods_of_libcst_classes_are_kept(tmp_path):
+    """wd-lint's own classes differ between the processes that write the table: left out."""
     import dataclasses
 
-    with compiled.reused(str(blocked / "table.marshal")) as counts:
+    with compiled.reused(str(tmp_path / "table.marshal")) as counts:
 
         @dataclasses.dataclass(frozen=True)
         class Point:
             x: int
             y: int = 2
 
-    assert Point(1) == Point(1, 2) and repr(Point(3)) == "test_an_unwritable_folder_costs_nothing_but_the_reuse.<locals>.Point(x=3, y=2)"
-    assert counts["compiled"] > 0
+    assert Point(1) == Point(1, 2) and repr(Point(3)).endswith("Point(x=3, y=2)")
+    assert counts == {"reused": 0, "compiled": 0} and not (tmp_path / "table.marshal").exists()
 
 
 def test_the_table_lives_in_the_users_cache_folder(tmp_path):
@@ -138,21 +144,71 @@ def test_the_table_lives_in_the_users_cache_folder(tmp_path):
     assert compiled.table_path({"XDG_CACHE_HOME": "relative"}) != os.path.join("relative", "wd-lint")
 
 
+COMMAND = "from wd_guard.lint.entry import command; command()"  # the console script: spare, pool
+IN_PROCESS = "import sys; from wd_guard.lint.cli import main; sys.exit(main())"  # no spare to write it
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG cache folder")
-def test_the_command_fills_the_table_and_then_reuses_it(tmp_path):
-    """End to end: the ``wd-lint`` console script's workers write the table, then read it."""
+@pytest.mark.parametrize(
+    "launcher, options",
+    [(COMMAND, []), (IN_PROCESS, ["--jobs", "0"])],
+    ids=["workers", "in-process"],
+)
+def test_the_command_fills_the_table_and_then_reuses_it(tmp_path, launcher, options):
+    """End to end: the workers, or the command itself when it analyses in its own process,
+    write the table once, then only read it."""
     bad = tmp_path / "bad.py"
     bad.write_text("import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-2)\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    command = [sys.executable, "-c", "from wd_guard.lint.entry import command; command()", "--no-cache", str(bad)]
+    command = [sys.executable, "-c", launcher, "--no-cache", *options, str(bad)]
     table = Path(compiled.table_path(env) or "")
-    outputs = []
+    outputs, written = [], []
     for _ in range(2):
         done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 1, done.stderr
         outputs.append(done.stdout)
-        assert table.is_file()
-    assert "WD101" in outputs[0] and outputs[0] == outputs[1]
+        written.append(table.stat().st_mtime_ns)
+    assert outputs[0] == outputs[1] and "WD101" in outputs[0]
+    assert written[0] == written[1], "the second run missed something and wrote the table again"
     entries = marshal.loads(table.read_bytes()[len(compiled._HEADER) :])
     assert len(entries) > 300 and all(type(code).__name__ == "code" for code in entries.values())
+
+
+FIX_IN_COMMAND = textwrap.dedent(
+    """\
+    import contextlib, json, sys
+    from wd_guard.lint import compiled
+    from wd_guard.lint.cli import main
+
+    seen, plain = [], compiled.reused
+
+    @contextlib.contextmanager
+    def watched(*args):
+        with plain(*args) as counts:
+            yield counts
+        seen.append(dict(counts))
+
+    compiled.reused = watched
+    code = main(["--no-cache", "--diff", "--unsafe-fixes", sys.argv[1]])
+    print(json.dumps([code, "libcst" in sys.modules, seen]))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG cache folder")
+def test_fixing_in_the_command_loads_libcst_from_the_table(tmp_path):
+    """The command lints through its workers, then loads libcst itself to fix: from the table."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-2)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    results = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", FIX_IN_COMMAND, str(bad)], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        results.append(json.loads(done.stdout.splitlines()[-1]))  # after the diff
+    (code, loaded, seen), (_, _, seen_again) = results
+    assert code == 1 and loaded
+    assert [c["reused"] + c["compiled"] > 300 for c in seen] == [True]
+    assert seen_again == [{"reused": seen[0]["reused"] + seen[0]["compiled"], "compiled": 0}]
