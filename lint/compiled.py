@@ -119,10 +119,12 @@ def _load(path: str) -> Dict[str, Any]:
 
 
 def _store(path: str, table: Dict[str, Any]) -> None:
-    from wd_guard.lint.atomic import replace_file
+    from wd_guard.lint.atomic import remove_leftovers, replace_file
 
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        # A spare worker killed unused (see ``spare.discard``) may have been killed mid-write.
+        remove_leftovers(path)
         replace_file(path, _HEADER + marshal.dumps(table))
     except (OSError, ValueError):  # a read-only home, a full disk: the next run compiles again
         pass

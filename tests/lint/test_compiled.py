@@ -71,6 +71,17 @@ def test_a_second_import_compiles_nothing_and_builds_the_same_methods(tmp_path):
     assert first["methods"] == plain["methods"] and second["methods"] == plain["methods"]
 
 
+def test_a_write_removes_what_killed_writers_left_behind(tmp_path):
+    table = tmp_path / "table.marshal"
+    leftovers = [tmp_path / f".table.marshal.{pid}.140000.tmp" for pid in (4242, 4343)]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a table")
+    other = tmp_path / ".other.marshal.4242.140000.tmp"
+    other.write_bytes(b"someone else's")
+    assert run("reused", str(table))["counts"]["compiled"] > 300
+    assert table.is_file() and not any(leftover.exists() for leftover in leftovers) and other.exists()
+
+
 def test_not_written_when_python_writes_no_bytecode(tmp_path):
     table = tmp_path / "table.marshal"
     assert run("reused", str(table), dont_write=True)["counts"]["compiled"] > 300
