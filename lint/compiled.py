@@ -70,10 +70,10 @@ def reused(path: Optional[str] = None) -> Iterator[Dict[str, int]]:
     def cached_exec(source: Any, globals: Any = None, locals: Any = None, /) -> Any:
         if isinstance(source, str) and _in_package(globals):
             code = table.get(source)
-            if type(code) is not CodeType:  # missing (or not code: a table is only ever trusted with code)
-                code = None
-            counts["reused" if code is not None else "compiled"] += 1
-            if code is None:
+            if type(code) is CodeType:
+                counts["reused"] += 1
+            else:  # missing, or not code: nothing but code from the table is ever run
+                counts["compiled"] += 1
                 code = compile(source, "<string>", "exec", dont_inherit=True)
             used[source] = source = code
         return exec(source, globals, locals)
