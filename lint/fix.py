@@ -15,14 +15,13 @@ import difflib
 import io
 import os
 import stat
-import tempfile
 import tokenize
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Collection, Dict, List, Optional, Sequence, Tuple
 
 import libcst as cst
 
-from .atomic import remove_quietly
+from .atomic import replace_file
 from .diagnostic import Diagnostic, Edit, Fix
 from .engine import lint_source, parse
 
@@ -155,23 +154,12 @@ def fix_file(
 
 
 def write_atomically(path: str, data: bytes) -> None:
-    """Replace the file's content by ``data`` in one rename, keeping its permissions."""
-    folder = os.path.dirname(path) or "."
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    """Replace the file's content by ``data`` in one rename, keeping its permissions, flushed to
+    disk first (see ``atomic.replace_file``)."""
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
+        replace_file(path, data, mode=stat.S_IMODE(os.stat(path).st_mode), durable=True)
     except OSError as exc:
-        remove_quietly(temporary)
         raise FixError(f"{path}: cannot write: {exc}") from None
-    except BaseException:
-        remove_quietly(temporary)
-        raise
 
 
 # -- a whole run -----------------------------------------------------------------------------

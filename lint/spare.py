@@ -1,9 +1,10 @@
 """A worker forked before anything else is loaded, so that importing libcst overlaps start-up.
 
 Importing libcst costs about 0.1 s of CPU even with its compiled dataclass methods kept (see
-``compiled``; 0.2 s without), most of what a pre-commit run on one changed file takes. The ``wd-lint`` command (see ``entry``) therefore forks this worker before it loads
-its own modules; the worker imports the parser and the rules while the command reads its
-options and configuration, finds the files, reads them and filters them on their bytes.
+``compiled``; 0.2 s without), most of what a pre-commit run on one changed file takes. The
+``wd-lint`` command (see ``entry``) therefore forks this worker before it loads its own
+modules; the worker imports the parser and the rules while the command reads its options and
+configuration, finds the files, reads them and filters them on their bytes.
 The pool (see ``isolate``) adopts it for its first job. When no file needs parsing (nothing
 in the change mentions an optimizer, or the cache knows every file) it is killed unused: the
 work it did ran on another CPU, so the command did not wait for it.

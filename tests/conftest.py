@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from typing import Dict, Iterator
 
 import pytest
 
@@ -20,3 +20,12 @@ def private_user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         del os.environ["XDG_CACHE_HOME"]
     else:
         os.environ["XDG_CACHE_HOME"] = previous
+
+
+@pytest.fixture
+def user_env(tmp_path: "os.PathLike[str]") -> Dict[str, str]:
+    """An environment for a linter subprocess as a user's: Python writes bytecode (and the
+    compiled-methods table), and the user cache folder is this test's own ``cache``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["XDG_CACHE_HOME"] = os.path.join(os.fspath(tmp_path), "cache")
+    return env

@@ -165,18 +165,16 @@ IN_PROCESS = "import sys; from wd_guard.lint.cli import main; sys.exit(main())" 
     [(COMMAND, []), (IN_PROCESS, ["--jobs", "0"])],
     ids=["workers", "in-process"],
 )
-def test_the_command_fills_the_table_and_then_reuses_it(tmp_path, launcher, options):
+def test_the_command_fills_the_table_and_then_reuses_it(tmp_path, user_env, launcher, options):
     """End to end: the workers, or the command itself when it analyses in its own process,
     write the table once, then only read it."""
     bad = tmp_path / "bad.py"
     bad.write_text("import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-2)\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     command = [sys.executable, "-c", launcher, "--no-cache", *options, str(bad)]
-    table = Path(compiled.table_path(env) or "")
+    table = Path(compiled.table_path(user_env) or "")
     outputs, written = [], []
     for _ in range(2):
-        done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(command, env=user_env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 1, done.stderr
         outputs.append(done.stdout)
         written.append(table.stat().st_mtime_ns)
@@ -208,15 +206,13 @@ FIX_IN_COMMAND = textwrap.dedent(
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG cache folder")
-def test_fixing_in_the_command_loads_libcst_from_the_table(tmp_path):
+def test_fixing_in_the_command_loads_libcst_from_the_table(tmp_path, user_env):
     """The command lints through its workers, then loads libcst itself to fix: from the table."""
     bad = tmp_path / "bad.py"
     bad.write_text("import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-2)\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     results = []
     for _ in range(2):
-        done = subprocess.run([sys.executable, "-c", FIX_IN_COMMAND, str(bad)], env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-c", FIX_IN_COMMAND, str(bad)], env=user_env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         results.append(json.loads(done.stdout.splitlines()[-1]))  # after the diff
     (code, loaded, seen), (_, _, seen_again) = results

@@ -99,20 +99,16 @@ def test_bad_flake8_option_is_a_clean_error(corpus):
     assert "Traceback" not in result.stderr
 
 
-def test_flake8_workers_keep_and_reuse_the_compiled_methods(corpus, tmp_path):
+def test_flake8_workers_keep_and_reuse_the_compiled_methods(corpus, user_env):
     """The first run writes the table of compiled dataclass methods; the next reads it and,
     having missed nothing, leaves it as it is."""
-    import os
-
     from wd_guard.lint.compiled import table_path
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["XDG_CACHE_HOME"] = str(tmp_path)
-    table = Path(table_path(env) or "")
+    table = Path(table_path(user_env) or "")
     command = [sys.executable, "-m", "flake8", "--isolated", "--select", "WD", str(corpus)]
-    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    first = subprocess.run(command, env=user_env, capture_output=True, text=True, timeout=300)
     written = table.stat().st_mtime_ns
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(command, env=user_env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 1 and "WD101" in first.stdout and second.stdout == first.stdout
     assert table.stat().st_mtime_ns == written
 
