@@ -12,6 +12,8 @@ Prints, side by side for each parameter set:
   ``logger.log_metrics``) with AdamW (decoupled), with Adam (coupled decay on the weight
   matrices: the median of the adaptive factor is estimated from a fixed sample of the
   state), and with Adam decaying every tensor (the worst case: a median per tensor);
+- that sample of the coupled run's state read alone (1024 elements of each decayed
+  ``exp_avg_sq``, after the parameters have streamed through the cache, as in a logging step);
 - a non-logging step of the monitor, in microseconds;
 - a training step (forward, backward, optimizer step) on a small batch, and the overhead a
   whole fit sees with the Trainer's default cadence (one logging step every 50);
@@ -45,7 +47,8 @@ import lightning as L
 from lightning.pytorch.loggers import CSVLogger
 
 from wd_guard.monitor import WeightMonitor
-from wd_guard._norms import sample
+from wd_guard._medians import SampleGather
+from wd_guard._norms import Piece, sample
 
 # ---------------------------------------------------------------- models
 
@@ -231,6 +234,9 @@ def measure_set(name: str, repeat: int, root: str) -> Dict[str, float]:
     for label, optimizer in optimizers.items():
         train_step(model, optimizer, batch)  # real state, with real structure
         fns[f"log_{label}"], idle[label] = logging_step(model, optimizer, root)
+    coupled = optimizers["adam"]
+    states = [coupled.state[p]["exp_avg_sq"] for g in coupled.param_groups if g["weight_decay"] for p in g["params"]]
+    fns["sample"] = SampleGather(states, [Piece()] * len(states), torch.device("cpu")).run
     times = interleaved(fns, repeat)
     # The floor is the faster flat pass of the two; each ratio is taken against it round by round.
     base = "floor" if statistics.median(times["floor"]) <= statistics.median(times["floor_sum"]) else "floor_sum"
@@ -312,6 +318,7 @@ def report(sets: Dict[str, Dict[str, float]], fits: Dict[str, float]) -> None:
         ("torch._foreach_norm alone / floors", _both("foreach")),
         ("logging step, AdamW / floors", _both("log_adamw")),
         ("logging step, Adam (coupled) / floors", _both("log_adam")),
+        ("  of which the state sample read alone / floors", _both("sample")),
         ("  same, decay on every tensor / floors", _both("log_adam_all")),
         ("non-logging step, us", lambda s: f"{s['idle'] * 1e6:.2f}"),
         ("training step / floor", lambda s: f"{s['train']:.0f}x"),
