@@ -128,7 +128,9 @@ def _radam(c: Cols) -> Tensor:
 
 def _centered(samples: List[Tensor], c: Cols) -> Tensor:
     square_avg, grad_avg = samples
-    return square_avg - grad_avg * grad_avg
+    # A variance: rounding can leave it just below zero, where torch's own update takes the
+    # square root of a negative number. Zero keeps ``x`` in the range the medians assume.
+    return (square_avg - grad_avg * grad_avg).clamp_min_(0.0)
 
 
 def _adadelta_ratio(samples: List[Tensor], c: Cols) -> Tensor:

@@ -16,6 +16,13 @@ except ImportError:  # pragma: no cover - torch without numpy
 
 MIDDLE = (SAMPLE_SIZE - 1) // 2  # the lower median's position in a padded row
 
+# Every family's ``x`` is at least zero (second moments, sums of squares, infinity norms and
+# their ratios), and the bits of a float at least zero, read as a signed integer of the same
+# width, sort as the float does; ``-inf`` padding reads as a negative integer, below them all,
+# and ``+inf`` padding and NaN rows above. numpy selects integers two to three times faster
+# than floats, whose comparisons must also place NaN.
+_KEYS = {torch.float32: "int32", torch.float64: "int64"}
+
 
 class SampleGather:
     """Copies the fixed sample of each row's state tensor into row ``i`` of a NaN-padded buffer.
@@ -72,13 +79,16 @@ def _padding(counts: List[int], device: torch.device) -> "tuple[Tensor, Tensor]"
 
 
 def lower_medians(x: Tensor, gather: SampleGather) -> Tensor:
-    """The lower median of each row of ``x`` (laid out as ``gather.buffer``), NaN for empty rows."""
+    """The lower median of each row of ``x`` (laid out as ``gather.buffer``), NaN for empty rows.
+
+    The values must be at least zero, as every family's ``x`` is (see ``_KEYS``).
+    """
     padded = torch.where(gather.keep, x, gather.fill) if gather.padded else x
-    if numpy is not None and padded.device.type == "cpu" and padded.dtype in (torch.float32, torch.float64):
+    if numpy is not None and padded.device.type == "cpu" and padded.dtype in _KEYS:
         # On CPU, numpy() is a view of the same memory, not a copy or a transfer.
-        rows = padded.numpy()
+        rows = padded.numpy().view(_KEYS[padded.dtype])
         # In place: ``padded`` is this call's own copy, or (no padding) a buffer whose every
         # kept element the next gather writes again.
         rows.partition(MIDDLE, axis=1)
-        return torch.from_numpy(numpy.ascontiguousarray(rows[:, MIDDLE]))
+        return torch.from_numpy(numpy.ascontiguousarray(rows[:, MIDDLE])).view(padded.dtype)
     return torch.median(padded, dim=1).values

@@ -106,3 +106,31 @@ def test_padded_rows_give_the_lower_median_of_their_values(selection, monkeypatc
         expected = torch.nanmedian(sample(tensor)).item()  # torch's median is the lower one
         assert medians[row].item() == expected, sizes[row]
     assert math.isnan(medians[-1].item())  # no state yet: no value
+
+
+@pytest.mark.parametrize("selection", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_medians_over_the_whole_range_of_values_a_state_holds(selection, dtype, monkeypatch):
+    from wd_guard import _medians
+    from wd_guard._norms import Piece
+
+    if selection == "torch":
+        monkeypatch.setattr(_medians, "numpy", None)
+    tiny = torch.finfo(torch.float32).tiny / 64  # subnormal
+    pool = torch.cat([torch.zeros(300), torch.full((100,), tiny), torch.logspace(-30, 30, 1500), torch.full((60,), math.inf)])
+    pool = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(1))]
+    tensors = [pool[:n].clone() for n in (1, 2, 3, 301, 1024, 1960)]
+    gather = _medians.SampleGather(tensors, [Piece()] * len(tensors), torch.device("cpu"))
+    medians = _medians.lower_medians(gather.run().to(dtype), gather)  # a combined x can be float64
+    assert medians.dtype == dtype
+    for row, tensor in enumerate(tensors):
+        values = sample(tensor).sort().values
+        assert medians[row].item() == values[(len(values) - 1) // 2].item(), len(tensor)
+
+
+def test_centered_second_moment_is_never_below_zero():
+    from wd_guard._decay import _centered
+
+    grad_avg = torch.tensor([3.0, 1e-3, 0.0])
+    square_avg = grad_avg * grad_avg * torch.tensor([1 - 1e-7, 1.0, 1.0]) + torch.tensor([0.0, 0.0, 2.0])
+    assert _centered([square_avg, grad_avg], {}).tolist() == [0.0, 0.0, 2.0]
