@@ -26,6 +26,8 @@ radam         ``lr * wd * rect_t * sqrt(1 - beta2**t) / (sqrt(v) + eps)`` once t
 
 Every element-wise term is decreasing in one per-element quantity ``x`` (``v``, ``u``, ...),
 so the median of the term is the term at the median of ``x``: the median is taken over ``x``.
+Every ``x`` is at least zero (a second moment, a sum of squares, an infinity norm, a ratio of
+them); ``_medians.lower_medians`` selects on that.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ def _radam(c: Cols) -> Tensor:
 def _centered(samples: List[Tensor], c: Cols) -> Tensor:
     square_avg, grad_avg = samples
     # A variance: rounding can leave it just below zero, where torch's own update takes the
-    # square root of a negative number. Zero keeps ``x`` in the range the medians assume.
+    # square root of a negative number. Clamped, it keeps ``x`` at least zero (see above).
     return (square_avg - grad_avg * grad_avg).clamp_min_(0.0)
 
 

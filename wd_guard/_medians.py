@@ -16,11 +16,10 @@ except ImportError:  # pragma: no cover - torch without numpy
 
 MIDDLE = (SAMPLE_SIZE - 1) // 2  # the lower median's position in a padded row
 
-# Every family's ``x`` is at least zero (second moments, sums of squares, infinity norms and
-# their ratios), and the bits of a float at least zero, read as a signed integer of the same
-# width, sort as the float does; ``-inf`` padding reads as a negative integer, below them all,
-# and ``+inf`` padding and NaN rows above. numpy selects integers two to three times faster
-# than floats, whose comparisons must also place NaN.
+# Every family's ``x`` is at least zero (see ``_decay``), and the bits of a float at least zero,
+# read as a signed integer of the same width, sort as the float does; ``-inf`` padding reads as
+# a negative integer, below them all, and ``+inf`` padding and NaN rows above. numpy selects
+# integers two to three times faster than floats, whose comparisons must also place NaN.
 _KEYS = {torch.float32: "int32", torch.float64: "int64"}
 
 
@@ -81,7 +80,7 @@ def _padding(counts: List[int], device: torch.device) -> "tuple[Tensor, Tensor]"
 def lower_medians(x: Tensor, gather: SampleGather) -> Tensor:
     """The lower median of each row of ``x`` (laid out as ``gather.buffer``), NaN for empty rows.
 
-    The values must be at least zero, as every family's ``x`` is (see ``_KEYS``).
+    The values must be at least zero, as every family's ``x`` is (see ``_decay``).
     """
     padded = torch.where(gather.keep, x, gather.fill) if gather.padded else x
     if numpy is not None and padded.device.type == "cpu" and padded.dtype in _KEYS:
