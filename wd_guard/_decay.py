@@ -28,6 +28,10 @@ Every element-wise term is decreasing in one per-element quantity ``x`` (``v``, 
 so the median of the term is the term at the median of ``x``: the median is taken over ``x``.
 Every ``x`` is at least zero (a second moment, a sum of squares, an infinity norm, a ratio of
 them); ``_medians.lower_medians`` selects on that.
+
+The state samples and ``combine`` stay torch tensors where the state lives; the formulas run
+on the host, on float64 numpy columns with one entry per parameter, with IEEE results and no
+warnings (as in torch: a zero denominator gives inf, a row without state NaN).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy
 import torch
 from torch import Tensor
 
@@ -42,7 +47,7 @@ from wd_guard.optimizers import DecayKind, OptimizerFact, group_kind
 
 NAN = float("nan")
 
-Cols = Dict[str, Tensor]
+Cols = Dict[str, numpy.ndarray]
 GroupColumn = Callable[[Mapping[str, Any]], Any]
 
 
@@ -70,47 +75,47 @@ class Family:
 
     name: str
     group_cols: Mapping[str, GroupColumn]
-    rate: Callable[[Cols], Tensor]
+    rate: Callable[[Cols], numpy.ndarray]
     state_cols: Tuple[Tuple[str, str, Optional[str]], ...] = ()
     states: Tuple[str, ...] = ()
-    combine: Optional[Callable[[List[Tensor], Cols], Tensor]] = None
+    combine: Optional[Callable[[List[Tensor], Mapping[str, Any]], Tensor]] = None
 
 
-def _decoupled(c: Cols) -> Tensor:
+def _decoupled(c: Cols) -> numpy.ndarray:
     return c["lr"] * c["wd"]
 
 
-def _sgd(c: Cols) -> Tensor:
+def _sgd(c: Cols) -> numpy.ndarray:
     mom, damp = c["momentum"], c["dampening"]
     plain = (1 - damp) / (1 - mom)
     nesterov = 1 + mom * (1 - damp) / (1 - mom)
-    steady = torch.where(c["nesterov"] > 0, nesterov, plain)
-    return c["lr"] * c["wd"] * torch.where(mom == 0, torch.ones_like(mom), steady)
+    steady = numpy.where(c["nesterov"] > 0, nesterov, plain)
+    return c["lr"] * c["wd"] * numpy.where(mom == 0, 1.0, steady)
 
 
-def _adam(c: Cols) -> Tensor:
+def _adam(c: Cols) -> numpy.ndarray:
     v_hat = c["x"] / (1 - c["beta2"] ** c["step"])
-    return c["lr"] * c["wd"] / (v_hat.sqrt() + c["eps"])
+    return c["lr"] * c["wd"] / (numpy.sqrt(v_hat) + c["eps"])
 
 
-def _adamax(c: Cols) -> Tensor:
+def _adamax(c: Cols) -> numpy.ndarray:
     return c["lr"] * c["wd"] / c["x"]
 
 
-def _rmsprop(c: Cols) -> Tensor:
-    return c["lr"] * c["wd"] / ((c["x"].clamp_min(0).sqrt() + c["eps"]) * (1 - c["momentum"]))
+def _rmsprop(c: Cols) -> numpy.ndarray:
+    return c["lr"] * c["wd"] / ((numpy.sqrt(c["x"]) + c["eps"]) * (1 - c["momentum"]))
 
 
-def _adagrad(c: Cols) -> Tensor:
+def _adagrad(c: Cols) -> numpy.ndarray:
     clr = c["lr"] / (1 + (c["step"] - 1) * c["lr_decay"])
-    return clr * c["wd"] / (c["x"].sqrt() + c["eps"])
+    return clr * c["wd"] / (numpy.sqrt(c["x"]) + c["eps"])
 
 
-def _adadelta(c: Cols) -> Tensor:
-    return c["lr"] * c["wd"] / c["x"].sqrt()
+def _adadelta(c: Cols) -> numpy.ndarray:
+    return c["lr"] * c["wd"] / numpy.sqrt(c["x"])
 
 
-def _nadam(c: Cols) -> Tensor:
+def _nadam(c: Cols) -> numpy.ndarray:
     beta1, t, prod = c["beta1"], c["step"], c["mu_product"]
     mu = beta1 * (1 - 0.5 * 0.96 ** (t * c["momentum_decay"]))
     mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * c["momentum_decay"]))
@@ -118,26 +123,26 @@ def _nadam(c: Cols) -> Tensor:
     return _adam(c) * weight
 
 
-def _radam(c: Cols) -> Tensor:
+def _radam(c: Cols) -> numpy.ndarray:
     beta2, t = c["beta2"], c["step"]
     bias2 = 1 - beta2**t
     rho_inf = 2 / (1 - beta2) - 1
     rho_t = rho_inf - 2 * t * beta2**t / bias2
-    rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)).sqrt()
-    adaptive = c["lr"] * c["wd"] * rect * bias2.sqrt() / (c["x"].sqrt() + c["eps"])
-    return torch.where(rho_t > 5, adaptive, c["lr"] * c["wd"])
+    rect = numpy.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+    adaptive = c["lr"] * c["wd"] * rect * numpy.sqrt(bias2) / (numpy.sqrt(c["x"]) + c["eps"])
+    return numpy.where(rho_t > 5, adaptive, c["lr"] * c["wd"])
 
 
-def _centered(samples: List[Tensor], c: Cols) -> Tensor:
+def _centered(samples: List[Tensor], c: Mapping[str, Any]) -> Tensor:
     square_avg, grad_avg = samples
     # A variance: rounding can leave it just below zero, where torch's own update takes the
     # square root of a negative number. Clamped, it keeps ``x`` at least zero (see above).
     return (square_avg - grad_avg * grad_avg).clamp_min_(0.0)
 
 
-def _adadelta_ratio(samples: List[Tensor], c: Cols) -> Tensor:
+def _adadelta_ratio(samples: List[Tensor], c: Mapping[str, Any]) -> Tensor:
     square_avg, acc_delta = samples
-    eps = c["eps"].to(square_avg.dtype).unsqueeze(1)
+    eps = torch.as_tensor(c["eps"], dtype=square_avg.dtype, device=square_avg.device).unsqueeze(1)
     return (square_avg + eps) / (acc_delta + eps)
 
 
@@ -221,18 +226,62 @@ def stack_scalars(values: Sequence[Any], device: torch.device, dtype: torch.dtyp
     return torch.stack([torch.as_tensor(NAN if v is None else v, dtype=dtype, device=device).reshape(()) for v in values])
 
 
-def group_columns(family: Family, groups: Sequence[Mapping[str, Any]], device: torch.device, dtype: torch.dtype) -> Cols:
-    """The family's group hyperparameters, one vector per column, one entry per group."""
-    return {name: stack_scalars([read(g) for g in groups], device, dtype) for name, read in family.group_cols.items()}
+def group_columns(
+    family: Family, groups: Sequence[Mapping[str, Any]], rows: numpy.ndarray, device: torch.device, dtype: torch.dtype
+) -> Tuple[Cols, Dict[str, Tensor]]:
+    """The family's group hyperparameters, one entry per row (``rows``: each row's group).
+
+    Plain numbers, the usual case, come back as float64 numpy columns (None reads as NaN); a
+    column that some group holds as a tensor (a tensor ``lr``) stays on ``device``, to be read
+    with the other device values in one transfer.
+    """
+    host: Cols = {}
+    on_device: Dict[str, Tensor] = {}
+    for name, read in family.group_cols.items():
+        values = [read(g) for g in groups]
+        if any(isinstance(v, Tensor) for v in values):
+            on_device[name] = stack_scalars(values, device, dtype)[torch.as_tensor(rows, device=device)]
+        else:
+            host[name] = numpy.array([NAN if v is None else float(v) for v in values])[rows]
+    return host, on_device
 
 
-def state_columns(family: Family, rows: Sequence[Tuple[Mapping[str, Any], Optional[Mapping[str, Any]]]], device: torch.device, dtype: torch.dtype) -> Cols:
-    """The family's per-parameter state scalars (step counts, ...), NaN where there is no state yet."""
-    cols = {}
-    for name, key, fallback in family.state_cols:
-        values = [_state_value(state, key, group, fallback) for group, state in rows]
-        cols[name] = stack_scalars(values, device, dtype)
-    return cols
+def state_values(family: Family, rows: Sequence[Tuple[Mapping[str, Any], Optional[Mapping[str, Any]]]]) -> Dict[str, List[Any]]:
+    """The family's per-parameter state scalars (step counts, ...), None where there is no state yet."""
+    return {name: [_state_value(state, key, group, fallback) for group, state in rows] for name, key, fallback in family.state_cols}
+
+
+class HostScalars:
+    """One state scalar of many parameters (their step counts), read as a float64 numpy column.
+
+    Optimizers keep step counts in 0-d CPU tensors. Each is read through a numpy view made
+    once, and the column is one ``numpy.array`` call; ``torch.stack`` costs a dispatch per
+    tensor, about four times as long right after the norm pass. The views are made again
+    when a value changes identity (first steps, a restored checkpoint). Values on a device
+    give None: they are read with the other device values, in the one transfer.
+    """
+
+    def __init__(self) -> None:
+        self._values: List[Any] = []
+        self._views: Optional[List[Any]] = None
+
+    def read(self, values: Sequence[Any]) -> Optional[numpy.ndarray]:
+        """``values`` (0-d CPU tensors, numbers, None for NaN) as a column, or None."""
+        if len(values) != len(self._values) or any(a is not b for a, b in zip(values, self._values)):
+            self._values, self._views = list(values), _host_views(values)
+        return None if self._views is None else numpy.array(self._views, dtype=numpy.float64)
+
+
+def _host_views(values: Sequence[Any]) -> Optional[List[Any]]:
+    views = []
+    for value in values:
+        if isinstance(value, Tensor):
+            if value.device.type != "cpu" or value.numel() != 1:
+                return None
+            views.append(value.detach().reshape(()).numpy())
+        else:
+            views.append(NAN if value is None else float(value))
+    return views
 
 
 def _state_value(state: Optional[Mapping[str, Any]], key: str, group: Mapping[str, Any], fallback: Optional[str]) -> Any:

@@ -1,9 +1,11 @@
 """A precomputed plan that turns a model and its optimizers into flat ``{key: float}`` stats.
 
-Built once (names, keys, optimizer mapping, index tensors); each :meth:`StatsPlan.compute`
-then costs one batched norm pass over the weights, a fixed sample of the optimizer state
-for coupled adaptive decay, a handful of small vector operations and a single
-device-to-host transfer.
+Built once (names, keys, optimizer mapping, index arrays); each :meth:`StatsPlan.compute`
+then costs one batched norm pass over the weights and a fixed sample of the optimizer state
+for coupled adaptive decay, where the tensors live, and a single device-to-host transfer of
+the per-parameter results. The formulas and the sums per series then run on the host in
+numpy: a few hundred numbers, for which each torch operation would cost more than the math
+(on the CPU, three to five times more right after the norm pass has emptied the caches).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy
 import torch
 from torch import Tensor, nn
 
@@ -33,8 +36,8 @@ class _Segments:
     """Series (or totals) as sums over parameters: ``member`` parameter indices, ``segment`` ids."""
 
     keys: Tuple[str, ...]
-    member: Tensor
-    segment: Tensor
+    member: numpy.ndarray
+    segment: numpy.ndarray
     norm_keys: Tuple[str, ...]
     decay_keys: Tuple[str, ...]
     singletons: bool  # one parameter per segment: no sums needed
@@ -48,9 +51,8 @@ class _Rows:
     params: List[int]
     row_keys: List[Tuple[int, int]]  # (optimizer, group) of each row
     groups: List[Tuple[int, int]]  # distinct (optimizer, group) pairs
-    row_group: List[int]  # position of each row's pair in ``groups``
-    row_group_index: Tensor
-    index: Tensor
+    row_group: numpy.ndarray  # position of each row's pair in ``groups``
+    index: numpy.ndarray  # position of each row's parameter in the plan's sources
     sharded: Dict[Groups, Tensor]
     local: Optional[Tensor]
     lookups: List[Tuple[Any, Tensor]]  # (optimizer, parameter) of each row; state is read live
@@ -98,6 +100,7 @@ class StatsPlan:
         self.collective = bool(self._reduce)
         self._layout_key: Optional[tuple] = None
         self._gathers: Dict[Tuple[str, str], SampleGather] = {}
+        self._scalars: Dict[Tuple[str, str], _decay.HostScalars] = {}
 
     # ----------------------------------------------------------------- setup
 
@@ -128,7 +131,7 @@ class StatsPlan:
         norm_keys = tuple(f"{self.prefix}weight_norm/{n}" for n in names)
         decay_keys = tuple(f"{self.prefix}effective_decay/{n}" for n in names)
         singletons = all(len(group) == 1 for group in members)
-        return _Segments(tuple(names), self._index(flat), self._index(segment), norm_keys, decay_keys, singletons)
+        return _Segments(tuple(names), _host_index(flat), _host_index(segment), norm_keys, decay_keys, singletons)
 
     def _group_totals(self) -> _Segments:
         names, members = [], []
@@ -153,7 +156,7 @@ class StatsPlan:
 
     # ------------------------------------------------------- family layout
 
-    def _layout(self) -> Tuple[Tensor, List[_Rows], Optional[_Segments]]:
+    def _layout(self) -> Tuple[numpy.ndarray, List[_Rows], Optional[_Segments]]:
         """Which family computes each parameter's effective decay; rebuilt when groups change."""
         families = [
             [(_decay.family_for(fact, g, opt), len(g["params"])) for g in opt.param_groups]
@@ -165,11 +168,11 @@ class StatsPlan:
             self._layout_cache = self._build_layout([[f for f, _ in per_opt] for per_opt in families])
         return self._layout_cache
 
-    def _build_layout(self, families: List[List[Optional[str]]]) -> Tuple[Tensor, List[_Rows], Optional[_Segments]]:
+    def _build_layout(self, families: List[List[Optional[str]]]) -> Tuple[numpy.ndarray, List[_Rows], Optional[_Segments]]:
         where = {id(s.tensor): [] for s in self.sources}
         for k, s in enumerate(self.sources):
             where[id(s.tensor)].append(k)
-        base = torch.zeros(len(self.sources), dtype=torch.float64, device=self.device)
+        base = numpy.zeros(len(self.sources))
         rows: Dict[str, Tuple[List[int], List[Tuple[int, int]]]] = {}
         for i, opt in enumerate(self.optimizers):
             for j, group in enumerate(opt.param_groups):
@@ -197,9 +200,8 @@ class StatsPlan:
             params,
             groups,
             distinct,
-            row_group,
-            self._index(row_group),
-            self._index(params),
+            _host_index(row_group),
+            _host_index(params),
             {g: self._index(r) for g, r in sharded.items()},
             self._index(local) if sharded else None,
             [(self.optimizers[i], self.sources[k].tensor) for k, (i, _) in zip(params, groups)],
@@ -218,14 +220,19 @@ class StatsPlan:
             local = self._whole if self._whole is not None else [s.piece.local(s.tensor) for s in self.sources]
             sq = self._norms(local)
             all_reduce_rows(sq, self._reduce)
-            eff = base.clone()
-            for rows in families:
-                eff.index_copy_(0, rows.index, self._family_rates(rows))
-            parts = [_aggregate(sq, eff, self._series)]
-            if totals is not None:
-                parts.append(_aggregate(sq, eff, totals))
-            values = torch.cat([p for pair in parts for p in pair]).tolist()
-        return self._to_dict(values, [self._series] + ([totals] if totals is not None else []))
+            inputs = [self._family_inputs(rows) for rows in families]
+            sq_host, *read = _to_host([sq] + [col for _, device in inputs for col in device.values()])
+        for cols, device in inputs:  # the device columns, now on the host, in the order sent
+            cols.update(zip(device, read[: len(device)]))
+            read = read[len(device) :]
+        segments = [self._series] + ([totals] if totals is not None else [])
+        # IEEE results, as torch gives them: a zero denominator is inf, not a warning.
+        with numpy.errstate(all="ignore"):
+            eff = base.copy()
+            for rows, (cols, _) in zip(families, inputs):
+                eff[rows.index] = rows.family.rate(cols)
+            values = numpy.concatenate([part for seg in segments for part in _aggregate(sq_host, eff, seg)])
+        return self._to_dict(values.tolist(), segments)
 
     def _to_dict(self, values: List[float], segments: List[_Segments]) -> Dict[str, float]:
         out: Dict[str, float] = {}
@@ -239,32 +246,43 @@ class StatsPlan:
             at += 2 * count
         return out
 
-    def _family_rates(self, rows: _Rows) -> Tensor:
-        family, dtype = rows.family, _scalar_dtype(self.device)
+    def _family_inputs(self, rows: _Rows) -> Tuple[Dict[str, numpy.ndarray], Dict[str, Tensor]]:
+        """One family's columns: those known on the host, and those still on the device.
+
+        The device columns are the parameters' state scalars (step counts), the medians of the
+        state samples, and any hyperparameter the group holds as a tensor.
+        """
+        family = rows.family
         group_dicts = [self.optimizers[i].param_groups[j] for i, j in rows.groups]
-        columns = _decay.group_columns(family, group_dicts, self.device, dtype)
-        cols = {k: v.index_select(0, rows.row_group_index) for k, v in columns.items()}
+        cols, device = _decay.group_columns(family, group_dicts, rows.row_group, self.device, _scalar_dtype(self.device))
         if not (family.state_cols or family.states):  # decoupled decay: the group says it all
-            return family.rate(cols).to(torch.float64)
+            return cols, device
         states = [optimizer.state.get(tensor) for optimizer, tensor in rows.lookups]
-        row_groups = [group_dicts[g] for g in rows.row_group] if family.state_cols else []
-        cols.update(self._reduced_state_cols(rows, _decay.state_columns(family, list(zip(row_groups, states)), self.device, dtype)))
+        self._state_scalars(rows, [(group_dicts[g], state) for g, state in zip(rows.row_group, states)], cols, device)
         if family.states:
             gathers = [self._gather(rows, states, key) for key in family.states]
             samples = [gather.run() for gather in gathers]
-            x = samples[0] if family.combine is None else family.combine(samples, cols)
-            cols["x"] = self._medians(rows, x, gathers[0]).to(dtype)
-        return family.rate(cols).to(torch.float64)
+            x = samples[0] if family.combine is None else family.combine(samples, {**cols, **device})
+            device["x"] = self._medians(rows, x, gathers[0])
+        return cols, device
 
-    def _reduced_state_cols(self, rows: _Rows, cols: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        """State scalars agreed across shards: a rank with an empty shard has no state."""
+    def _state_scalars(self, rows: _Rows, group_states: List[Tuple[Any, Any]], cols: Dict[str, numpy.ndarray], device: Dict[str, Tensor]) -> None:
+        """The family's state scalars (step counts): into ``cols`` when read on the host, else ``device``."""
+        for name, values in _decay.state_values(rows.family, group_states).items():
+            reader = self._scalars.setdefault((rows.family.name, name), _decay.HostScalars())
+            host = None if rows.sharded else reader.read(values)  # shards must agree first
+            if host is not None:
+                cols[name] = host
+            else:
+                device[name] = self._reduced_state_col(rows, _decay.stack_scalars(values, self.device, _scalar_dtype(self.device)))
+
+    def _reduced_state_col(self, rows: _Rows, col: Tensor) -> Tensor:
+        """A state scalar agreed across shards: a rank with an empty shard has no state."""
         if not rows.sharded:
-            return cols
-        for name, col in cols.items():
-            filled = torch.nan_to_num(col, nan=-torch.inf)
-            all_reduce_rows(filled, rows.sharded, op="max")
-            cols[name] = torch.where(torch.isinf(filled) & (filled < 0), torch.nan, filled)
-        return cols
+            return col
+        filled = torch.nan_to_num(col, nan=-torch.inf)
+        all_reduce_rows(filled, rows.sharded, op="max")
+        return torch.where(torch.isinf(filled) & (filled < 0), torch.nan, filled)
 
     def _gather(self, rows: _Rows, states: List[Optional[Dict[str, Any]]], key: str) -> SampleGather:
         """The gather of state ``key``'s samples for these rows, rebuilt when its tensors change."""
@@ -293,16 +311,27 @@ def _scalar_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def _aggregate(sq: Tensor, eff: Tensor, seg: _Segments) -> Tuple[Tensor, Tensor]:
+def _aggregate(sq: numpy.ndarray, eff: numpy.ndarray, seg: _Segments) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """Norms of each segment and its norm-weighted effective decay (plain mean if all zero)."""
-    count = len(seg.keys)
-    sq_m, eff_m = sq.index_select(0, seg.member), eff.index_select(0, seg.member)
+    sq_m, eff_m = sq[seg.member], eff[seg.member]
     if seg.singletons:
-        return sq_m.sqrt(), eff_m
-    den = sq.new_zeros(count).index_add_(0, seg.segment, sq_m)
-    num = sq.new_zeros(count).index_add_(0, seg.segment, eff_m * sq_m)
-    mean = sq.new_zeros(count).index_add_(0, seg.segment, eff_m) / sq.new_zeros(count).index_add_(0, seg.segment, torch.ones_like(sq_m))
-    return den.sqrt(), torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny), mean)
+        return numpy.sqrt(sq_m), eff_m
+    count = len(seg.keys)
+    den = numpy.bincount(seg.segment, sq_m, count)
+    num = numpy.bincount(seg.segment, eff_m * sq_m, count)
+    mean = numpy.bincount(seg.segment, eff_m, count) / numpy.bincount(seg.segment, minlength=count)
+    return numpy.sqrt(den), numpy.where(den > 0, num / den, mean)
+
+
+def _host_index(values: Sequence[int]) -> numpy.ndarray:
+    return numpy.asarray(values, dtype=numpy.intp)
+
+
+def _to_host(parts: List[Tensor]) -> List[numpy.ndarray]:
+    """The 1-D ``parts`` as float64 numpy arrays, read from their device in one transfer."""
+    dtype = _scalar_dtype(parts[0].device)
+    flat = torch.cat([part.reshape(-1).to(dtype) for part in parts]).cpu().numpy().astype(numpy.float64, copy=False)
+    return numpy.split(flat, numpy.cumsum([part.numel() for part in parts[:-1]]))
 
 
 def _unique(name: str, taken: set) -> str:

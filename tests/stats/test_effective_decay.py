@@ -104,6 +104,19 @@ def test_adam_coupled(amsgrad):
     _check(model, optimizer, expected)
 
 
+@pytest.mark.parametrize("cls", [torch.optim.Adam, torch.optim.AdamW])
+def test_a_learning_rate_held_as_a_tensor(cls):
+    make = lambda p: cls(p, lr=torch.tensor(LR), eps=1e-6, weight_decay=WD, foreach=False)  # noqa: E731
+    model, optimizer = _trained(make)
+
+    def expected(state, group):
+        if cls is torch.optim.AdamW:
+            return LR * WD
+        return _median(LR * WD / ((state["exp_avg_sq"] / (1 - 0.999 ** _step(state))).sqrt() + 1e-6))
+
+    _check(model, optimizer, expected)
+
+
 def test_adamax():
     model, optimizer = _trained(lambda p: torch.optim.Adamax(p, lr=LR, eps=1e-6, weight_decay=WD))
     _check(model, optimizer, lambda state, group: _median(LR * WD / state["exp_inf"]))
