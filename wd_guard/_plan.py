@@ -222,15 +222,9 @@ class StatsPlan:
             all_reduce_rows(sq, self._reduce)
             inputs = [self._family_inputs(rows) for rows in families]
             sq_host, *read = _to_host([sq] + [col for _, device in inputs for col in device.values()])
-        for cols, device in inputs:  # the device columns, now on the host, in the order sent
-            cols.update(zip(device, read[: len(device)]))
-            read = read[len(device) :]
         segments = [self._series] + ([totals] if totals is not None else [])
-        # IEEE results, as torch gives them: a zero denominator is inf, not a warning.
-        with numpy.errstate(all="ignore"):
-            eff = base.copy()
-            for rows, (cols, _) in zip(families, inputs):
-                eff[rows.index] = rows.family.rate(cols)
+        with numpy.errstate(all="ignore"):  # IEEE results, as torch gives them: x / 0 is inf, not a warning
+            eff = _effective_decay(base, families, inputs, read)
             values = numpy.concatenate([part for seg in segments for part in _aggregate(sq_host, eff, seg)])
         return self._to_dict(values.tolist(), segments)
 
@@ -266,7 +260,9 @@ class StatsPlan:
             device["x"] = self._medians(rows, x, gathers[0])
         return cols, device
 
-    def _state_scalars(self, rows: _Rows, group_states: List[Tuple[Any, Any]], cols: Dict[str, numpy.ndarray], device: Dict[str, Tensor]) -> None:
+    def _state_scalars(
+        self, rows: _Rows, group_states: List[Tuple[Any, Any]], cols: Dict[str, numpy.ndarray], device: Dict[str, Tensor]
+    ) -> None:
         """The family's state scalars (step counts): into ``cols`` when read on the host, else ``device``."""
         for name, values in _decay.state_values(rows.family, group_states).items():
             reader = self._scalars.setdefault((rows.family.name, name), _decay.HostScalars())
@@ -309,6 +305,21 @@ class StatsPlan:
 def _scalar_dtype(device: torch.device) -> torch.dtype:
     # Bias corrections such as 1 - 0.999**t lose digits in float32; MPS has no float64.
     return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _effective_decay(
+    base: numpy.ndarray, families: List[_Rows], inputs: List[Tuple[Dict[str, numpy.ndarray], Dict[str, Tensor]]], read: List[numpy.ndarray]
+) -> numpy.ndarray:
+    """Each parameter's effective decay by its family's formula, over ``base`` (0.0, or NaN if unknown).
+
+    ``read`` holds the families' device columns, now on the host, in the order they were sent.
+    """
+    eff = base.copy()
+    for rows, (cols, device) in zip(families, inputs):
+        cols.update(zip(device, read[: len(device)]))
+        read = read[len(device) :]
+        eff[rows.index] = rows.family.rate(cols)
+    return eff
 
 
 def _aggregate(sq: numpy.ndarray, eff: numpy.ndarray, seg: _Segments) -> Tuple[numpy.ndarray, numpy.ndarray]:

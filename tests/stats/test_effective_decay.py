@@ -7,6 +7,7 @@ median is exact and unambiguous.
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 
@@ -14,6 +15,7 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
+from wd_guard._plan import StatsPlan  # noqa: E402
 from wd_guard.stats import weight_stats  # noqa: E402
 
 LR, WD = 0.01, 0.1
@@ -270,3 +272,20 @@ def test_coupled_adam_definition_is_the_median_relative_shrink():
     optimizer.step()
     relative = ((before - model.weight.detach()) / before).flatten()
     assert relative.median().item() == pytest.approx(rate, rel=0.02)
+
+
+def test_a_zero_denominator_is_inf_without_a_warning():
+    model, optimizer = _trained(lambda p: torch.optim.Adam(p, lr=LR, weight_decay=WD))
+    # Zero weights, second moments and eps: every formula and every total divides by zero.
+    optimizer.param_groups[0]["eps"] = 0.0
+    with torch.no_grad():
+        for param in model.parameters():
+            param.zero_()
+            optimizer.state[param]["exp_avg_sq"].zero_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the formulas and the sums run in numpy, which warns on x / 0
+        stats = StatsPlan(model, [optimizer], totals=True).compute()
+    assert stats["effective_decay/weight"] == math.inf
+    # Every norm is zero, so the total is the plain mean rather than 0 / 0.
+    assert stats["weight_norm/total"] == 0.0
+    assert stats["effective_decay/total"] == math.inf
