@@ -276,7 +276,7 @@ def _host_views(values: Sequence[Any]) -> Optional[List[Any]]:
     views = []
     for value in values:
         if isinstance(value, Tensor):
-            if value.device.type != "cpu" or value.numel() != 1:
+            if type(value) is not Tensor or value.device.type != "cpu" or value.numel() != 1:
                 return None
             views.append(value.detach().reshape(()).numpy())
         else:

@@ -119,8 +119,10 @@ class _Dots:
     """
 
     def __init__(self, flats: Sequence[Tensor]) -> None:
-        small = [i for i, flat in enumerate(flats) if flat.numel() <= _NUMPY_DOT_MAX]
-        large = [i for i, flat in enumerate(flats) if flat.numel() > _NUMPY_DOT_MAX]
+        # Tensor subclasses keep torch's dot: numpy would see their storage, not their values.
+        by_numpy = [flat.numel() <= _NUMPY_DOT_MAX and type(flat) is Tensor for flat in flats]
+        small = [i for i, yes in enumerate(by_numpy) if yes]
+        large = [i for i, yes in enumerate(by_numpy) if not yes]
         self.count = len(flats)
         self.small = [flats[i].detach().numpy() for i in small]  # views of the same memory
         self.small_at = numpy.asarray(small, dtype=numpy.intp)
