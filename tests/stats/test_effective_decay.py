@@ -21,13 +21,13 @@ from wd_guard.stats import weight_stats  # noqa: E402
 LR, WD = 0.01, 0.1
 
 
-def _trained(make_optimizer, steps=4, seed=0):
+def _trained(make_optimizer, steps=4, seed=0, dtype=torch.float32):
     torch.manual_seed(seed)
-    model = nn.Linear(7, 5)
+    model = nn.Linear(7, 5).to(dtype)
     optimizer = make_optimizer(model.parameters())
     for _ in range(steps):
         optimizer.zero_grad()
-        x = torch.randn(16, 7)
+        x = torch.randn(16, 7, dtype=dtype)
         nn.functional.mse_loss(model(x), x[:, :5].sin()).backward()
         optimizer.step()
     return model, optimizer
@@ -95,8 +95,11 @@ def test_asgd_uses_its_current_eta():
 
 
 @pytest.mark.parametrize("amsgrad", [False, True])
-def test_adam_coupled(amsgrad):
-    model, optimizer = _trained(lambda p: torch.optim.Adam(p, lr=LR, betas=(0.8, 0.99), eps=1e-6, weight_decay=WD, amsgrad=amsgrad))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_adam_coupled(amsgrad, dtype):
+    # A float64 state is read by torch (the sample buffer is float32), a float32 one by numpy.
+    make = lambda p: torch.optim.Adam(p, lr=LR, betas=(0.8, 0.99), eps=1e-6, weight_decay=WD, amsgrad=amsgrad)  # noqa: E731
+    model, optimizer = _trained(make, dtype=dtype)
 
     def expected(state, group):
         v = state["max_exp_avg_sq" if amsgrad else "exp_avg_sq"]
