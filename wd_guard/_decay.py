@@ -43,6 +43,7 @@ import numpy
 import torch
 from torch import Tensor
 
+from wd_guard._norms import host_view
 from wd_guard.optimizers import DecayKind, OptimizerFact, group_kind
 
 NAN = float("nan")
@@ -276,9 +277,10 @@ def _host_views(values: Sequence[Any]) -> Optional[List[Any]]:
     views = []
     for value in values:
         if isinstance(value, Tensor):
-            if type(value) is not Tensor or value.device.type != "cpu" or value.numel() != 1:
+            view = host_view(value) if value.numel() == 1 else None
+            if view is None:
                 return None
-            views.append(value.detach().reshape(()).numpy())
+            views.append(view.reshape(()))
         else:
             views.append(NAN if value is None else float(value))
     return views

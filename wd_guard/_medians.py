@@ -8,7 +8,7 @@ import numpy
 import torch
 from torch import Tensor
 
-from wd_guard._norms import SAMPLE_SIZE, Piece, dense_flat, is_dense, sample_index
+from wd_guard._norms import SAMPLE_SIZE, Piece, dense_flat, host_view, is_dense, sample_index
 
 MIDDLE = (SAMPLE_SIZE - 1) // 2  # the lower median's position in a padded row
 
@@ -50,8 +50,10 @@ class SampleGather:
             count = local.numel() if index is None else index.numel()
             counts.append(count)
             out = self.buffer[row, :count]
-            if flat is not None and _numpy_readable(flat, out):
-                self.host_rows.append((flat.detach().numpy(), None if index is None else index.numpy(), out.numpy()))
+            source = host_view(flat) if flat is not None and flat.dtype == out.dtype else None
+            target = host_view(out)
+            if source is not None and target is not None:
+                self.host_rows.append((source, None if index is None else index.numpy(), target))
             else:
                 self.rows.append((local, flat, index, out))
         self.fill, self.keep = _padding(counts, device)
@@ -74,11 +76,6 @@ class SampleGather:
             else:
                 out.copy_(flat.index_select(0, index))
         return self.buffer
-
-
-def _numpy_readable(flat: Tensor, out: Tensor) -> bool:
-    # Tensor subclasses stay with torch: numpy would see their storage, not their values.
-    return type(flat) is Tensor and flat.device.type == "cpu" and out.device.type == "cpu" and flat.dtype == out.dtype
 
 
 def _padding(counts: List[int], device: torch.device) -> "tuple[Tensor, Tensor]":

@@ -110,6 +110,20 @@ def _bucket_squares(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
     return squares.to(device=device, dtype=torch.float64)
 
 
+def host_view(tensor: Tensor) -> Optional[numpy.ndarray]:
+    """A numpy view of ``tensor``'s memory, or None where numpy cannot read it as torch does.
+
+    Only plain CPU tensors of a dtype numpy has qualify: a tensor subclass's storage need not
+    hold its values, and a device tensor would need a transfer.
+    """
+    if type(tensor) is not Tensor or tensor.device.type != "cpu":
+        return None
+    try:
+        return tensor.detach().numpy()
+    except (TypeError, RuntimeError):  # bfloat16, conjugate or negative views
+        return None
+
+
 class _Dots:
     """1-D CPU tensors, each squared by the dot that does it fastest: numpy's while it is small.
 
@@ -119,12 +133,11 @@ class _Dots:
     """
 
     def __init__(self, flats: Sequence[Tensor]) -> None:
-        # Tensor subclasses keep torch's dot: numpy would see their storage, not their values.
-        by_numpy = [flat.numel() <= _NUMPY_DOT_MAX and type(flat) is Tensor for flat in flats]
-        small = [i for i, yes in enumerate(by_numpy) if yes]
-        large = [i for i, yes in enumerate(by_numpy) if not yes]
+        views = [host_view(flat) if flat.numel() <= _NUMPY_DOT_MAX else None for flat in flats]
+        small = [i for i, view in enumerate(views) if view is not None]
+        large = [i for i, view in enumerate(views) if view is None]
         self.count = len(flats)
-        self.small = [flats[i].detach().numpy() for i in small]  # views of the same memory
+        self.small = [views[i] for i in small]
         self.small_at = numpy.asarray(small, dtype=numpy.intp)
         self.large = [flats[i] for i in large]
         self.large_at = torch.tensor(large, dtype=torch.long)

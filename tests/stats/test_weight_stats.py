@@ -76,6 +76,22 @@ def test_large_float32_norm_is_close_to_the_float64_norm():
     assert stats["weight_norm/0.weight"] == pytest.approx(exact, rel=1e-5)
 
 
+def test_numpy_views_only_what_it_reads_as_torch_does():
+    from wd_guard._norms import host_view
+
+    tensor = torch.arange(4.0)
+    view = host_view(tensor)
+    tensor[0] = 7.0
+    assert view[0] == 7.0  # the same memory: a later step's values are read, not a copy's
+
+    class Wrapped(torch.Tensor):
+        pass
+
+    assert host_view(torch.zeros(3).as_subclass(Wrapped)) is None  # its storage need not hold its values
+    assert host_view(torch.zeros(3, dtype=torch.bfloat16)) is None  # numpy has no bfloat16
+    assert host_view(torch.zeros(3, dtype=torch.complex64).conj()) is None
+
+
 def test_norms_of_mixed_dtypes_and_layouts():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Linear(5, 7), nn.Linear(7, 2))
