@@ -227,10 +227,8 @@ def stack_scalars(values: Sequence[Any], device: torch.device, dtype: torch.dtyp
     return torch.stack([torch.as_tensor(NAN if v is None else v, dtype=dtype, device=device).reshape(()) for v in values])
 
 
-def group_columns(
-    family: Family, groups: Sequence[Mapping[str, Any]], rows: numpy.ndarray, device: torch.device, dtype: torch.dtype
-) -> Tuple[Cols, Dict[str, Tensor]]:
-    """The family's group hyperparameters, one entry per row (``rows``: each row's group).
+def group_columns(family: Family, groups: Sequence[Mapping[str, Any]], device: torch.device, dtype: torch.dtype) -> Tuple[Cols, Dict[str, Tensor]]:
+    """The family's group hyperparameters, one entry per group.
 
     Plain numbers, the usual case, come back as float64 numpy columns (None reads as NaN); a
     column that some group holds as a tensor (a tensor ``lr``) stays on ``device``, to be read
@@ -241,9 +239,9 @@ def group_columns(
     for name, read in family.group_cols.items():
         values = [read(g) for g in groups]
         if any(isinstance(v, Tensor) for v in values):
-            on_device[name] = stack_scalars(values, device, dtype)[torch.as_tensor(rows, device=device)]
+            on_device[name] = stack_scalars(values, device, dtype)
         else:
-            host[name] = numpy.array([NAN if v is None else float(v) for v in values])[rows]
+            host[name] = numpy.array([NAN if v is None else float(v) for v in values])
     return host, on_device
 
 

@@ -52,6 +52,7 @@ class _Rows:
     row_keys: List[Tuple[int, int]]  # (optimizer, group) of each row
     groups: List[Tuple[int, int]]  # distinct (optimizer, group) pairs
     row_group: numpy.ndarray  # position of each row's pair in ``groups``
+    row_group_index: Tensor  # the same on the plan's device, for hyperparameters held as tensors
     index: numpy.ndarray  # position of each row's parameter in the plan's sources
     sharded: Dict[Groups, Tensor]
     local: Optional[Tensor]
@@ -201,6 +202,7 @@ class StatsPlan:
             groups,
             distinct,
             _host_index(row_group),
+            self._index(row_group),
             _host_index(params),
             {g: self._index(r) for g, r in sharded.items()},
             self._index(local) if sharded else None,
@@ -248,7 +250,9 @@ class StatsPlan:
         """
         family = rows.family
         group_dicts = [self.optimizers[i].param_groups[j] for i, j in rows.groups]
-        cols, device = _decay.group_columns(family, group_dicts, rows.row_group, self.device, _scalar_dtype(self.device))
+        per_group, on_device = _decay.group_columns(family, group_dicts, self.device, _scalar_dtype(self.device))
+        cols = {name: col[rows.row_group] for name, col in per_group.items()}
+        device = {name: col.index_select(0, rows.row_group_index) for name, col in on_device.items()}
         if not (family.state_cols or family.states):  # decoupled decay: the group says it all
             return cols, device
         states = [optimizer.state.get(tensor) for optimizer, tensor in rows.lookups]
