@@ -24,7 +24,7 @@ import torch
 
 import lightning_classifier as classifier
 from wd_guard import WeightDecayWarning, param_groups
-from wd_guard.lint import cli as wd_lint
+from wd_guard.lint.command import cli as wd_lint
 
 EXAMPLES = Path(__file__).resolve().parent
 RUNS = {

@@ -1,5 +1,5 @@
 """``python -m wd_guard.lint``: the same as the ``wd-lint`` command."""
 
-from wd_guard.lint.entry import command
+from wd_guard.lint.command.cli import command
 
 command()

@@ -1,9 +1,13 @@
-"""What the linter reports: one Diagnostic per finding, located in the source it read."""
+"""The data passed between the linter's stages: a Job in, an Outcome out.
+
+A Job is one decoded source to analyse; its Outcome holds the Diagnostics found (one per
+finding, located in the source) or the Problem that stopped it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import FrozenSet, Optional, Tuple
 
 from wd_guard.catalogue import Severity, get_rule
 
@@ -66,3 +70,42 @@ class Diagnostic:
 
     def sort_key(self) -> tuple:
         return (self.path, self.line, self.column, self.code)
+
+
+# What went wrong with a file; every kind makes the run exit with status 2.
+UNREADABLE = "unreadable"
+NOT_TEXT = "not-python-text"
+SYNTAX = "syntax-error"
+TOO_DEEP = "too-deeply-nested"
+TOO_LARGE = "too-large"
+TIMEOUT = "timeout"
+CRASH = "parser-crash"
+INTERNAL = "internal-error"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file wd-lint could not lint, with the reason and, when known, where (1-based)."""
+
+    path: str
+    kind: str
+    reason: str
+    line: Optional[int] = None
+    column: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One decoded source to analyse for ``codes``."""
+
+    path: str
+    text: str
+    codes: FrozenSet[str]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The engine's diagnostics for a job, or the problem that stopped it."""
+
+    diagnostics: Tuple[Diagnostic, ...] = ()
+    problem: Optional[Problem] = None

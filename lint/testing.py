@@ -13,13 +13,13 @@ import warnings
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Type
 
-from .diagnostic import Diagnostic
-from .analysis import identifiers
-from .engine import lint_source, might_matter
-from .fix import fix_text
-from .rules import ALL_RULES
-from .rules.base import Invalid, LintRule
-from .vocabulary import identifiers_match
+from wd_guard.lint.diagnostic import Diagnostic
+from wd_guard.lint.analysis.parse import identifiers
+from wd_guard.lint.analysis.engine import lint_source, might_matter
+from wd_guard.lint.fixes.apply import fix_text
+from wd_guard.lint.rules import ALL_RULES
+from wd_guard.lint.rules.base import Invalid, LintRule
+from wd_guard.lint.intake.vocabulary import identifiers_match
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ def test_import_loads_no_framework():
     result = _run(
         f"""
         import sys
-        import wd_guard, wd_guard.lint, wd_guard.lint.cli, wd_guard.catalogue, wd_guard.optimizers
+        import wd_guard, wd_guard.lint, wd_guard.lint.command.cli, wd_guard.catalogue, wd_guard.optimizers
         heavy = [m for m in {HEAVY!r} if m in sys.modules]
         print(heavy)
         """

@@ -6,10 +6,10 @@ from typing import Collection, Optional, Tuple, Type
 
 from wd_guard.catalogue import get_rule
 
-from .base import Invalid, LintRule
-from .optimizers import BlanketDecay, CoupledDecayAdaptive, ExcessiveDecay
-from .penalties import DoubleL2, L2PenaltyAdaptive
-from .sequential import DecayedScaleInvariant
+from wd_guard.lint.rules.base import Invalid, LintRule
+from wd_guard.lint.rules.optimizers import BlanketDecay, CoupledDecayAdaptive, ExcessiveDecay
+from wd_guard.lint.rules.penalties import DoubleL2, L2PenaltyAdaptive
+from wd_guard.lint.rules.sequential import DecayedScaleInvariant
 
 __all__ = ["ALL_RULES", "Invalid", "LintRule", "rule_for", "rules_for"]
 

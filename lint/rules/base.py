@@ -15,8 +15,8 @@ from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, Optio
 import libcst as cst
 
 from wd_guard.catalogue import Rule, get_rule
-from ..names import NameTable
-from ..vocabulary import matches
+from wd_guard.lint.analysis.names import NameTable
+from wd_guard.lint.intake.vocabulary import matches
 
 T = TypeVar("T")
 

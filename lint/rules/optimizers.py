@@ -9,11 +9,11 @@ import libcst as cst
 
 from wd_guard.optimizers import DecayKind
 
-from ..names import Names
-from ..vocabulary import BY_CODE, DECAYING
-from .base import Invalid, LintRule, Report
-from .fixes import decouple, use_param_groups
-from .sites import Group, Site, optimizer_sites
+from wd_guard.lint.analysis.names import Names
+from wd_guard.lint.intake.vocabulary import BY_CODE, DECAYING
+from wd_guard.lint.rules.base import Invalid, LintRule, Report
+from wd_guard.lint.fixes.rewrites import decouple, use_param_groups
+from wd_guard.lint.rules.sites import Group, Site, optimizer_sites
 
 
 class CoupledDecayAdaptive(LintRule):

@@ -15,11 +15,11 @@ from typing import Dict, FrozenSet, Iterator, List, Optional, Set
 
 import libcst as cst
 
-from ..names import NameTable, Names, string_value
-from ..walk import iter_nodes
-from ..vocabulary import BY_CODE, NORM_METHODS, NORMS, POWS, SQUARE_METHODS, SQUARES
-from .base import FileContext, Invalid, LintRule, Report
-from .sites import iter_decaying, optimizer_sites
+from wd_guard.lint.analysis.names import NameTable, Names, string_value
+from wd_guard.lint.analysis.walk import iter_nodes
+from wd_guard.lint.intake.vocabulary import BY_CODE, NORM_METHODS, NORMS, POWS, SQUARE_METHODS, SQUARES
+from wd_guard.lint.rules.base import FileContext, Invalid, LintRule, Report
+from wd_guard.lint.rules.sites import iter_decaying, optimizer_sites
 
 _REDUCTIONS = frozenset({"sum", "mean"})
 _TORCH_REDUCTIONS = frozenset({"torch.sum", "torch.mean"})

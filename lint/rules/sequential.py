@@ -6,9 +6,9 @@ from typing import Iterator, List, Optional, Sequence
 
 import libcst as cst
 
-from ..names import Names
-from ..vocabulary import BATCH_NORMS, BY_CODE, LAYERS
-from .base import Invalid, LintRule, Report
+from wd_guard.lint.analysis.names import Names
+from wd_guard.lint.intake.vocabulary import BATCH_NORMS, BY_CODE, LAYERS
+from wd_guard.lint.rules.base import Invalid, LintRule, Report
 
 _SEQUENTIAL = "Sequential"
 def torch_nn_class(expr: cst.BaseExpression, names: Names) -> Optional[str]:

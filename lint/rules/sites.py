@@ -17,9 +17,9 @@ import libcst as cst
 
 from wd_guard.optimizers import DecayKind, OptimizerFact, lookup
 
-from ..names import Names, string_value
-from ..vocabulary import DECAYING, class_names
-from .base import FileContext
+from wd_guard.lint.analysis.names import Names, string_value
+from wd_guard.lint.intake.vocabulary import DECAYING, class_names
+from wd_guard.lint.rules.base import FileContext
 
 PARTIAL = "functools.partial"
 PARAMS = "params"

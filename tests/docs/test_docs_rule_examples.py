@@ -16,8 +16,8 @@ from torch import nn
 import wd_guard
 from wd_guard import audit
 from wd_guard.catalogue import get_rule, iter_rules
-from wd_guard.lint import cli
-from wd_guard.lint.engine import lint_source
+from wd_guard.lint.command import cli
+from wd_guard.lint.analysis.engine import lint_source
 
 IMPORTS = "import torch\nfrom torch import nn\nimport wd_guard\n"
 RUNTIME_ONLY_STEPS = 10_000  # the run length WD301's example speaks of

@@ -15,8 +15,11 @@ import random
 
 import pytest
 
-from wd_guard.lint import engine, isolate, runner
-from wd_guard.lint.cli import main
+from wd_guard.lint.analysis import engine
+from wd_guard.lint.analysis import workers as isolate
+from wd_guard.lint import api as runner
+from wd_guard.lint.intake import source as source_module
+from wd_guard.lint.command.cli import main
 
 MISTAKE = "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-2)\n"
 MISTAKE_LINE = "opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-2)"
@@ -251,8 +254,8 @@ def test_default_size_limit_skips_without_reading(tmp_path, capsys, good, monkey
     with open(tmp_path / "sparse.py", "wb") as handle:
         handle.truncate(6 * 1024 * 1024)  # 6 MiB of holes: over the 5 MiB default
     reads = []
-    real_fdopen = runner.os.fdopen
-    monkeypatch.setattr(runner.os, "fdopen", lambda *a, **k: reads.append(a) or real_fdopen(*a, **k))
+    real_fdopen = source_module.os.fdopen
+    monkeypatch.setattr(source_module.os, "fdopen", lambda *a, **k: reads.append(a) or real_fdopen(*a, **k))
     code, out, err = lint(capsys, "-j", "0", str(tmp_path))
     assert code == 2 and "sparse.py: error: skipped: 6,291,456 bytes is over max-file-size (5,242,880 bytes)" in err
     assert len(reads) == 1  # good.py: sparse.py is only looked at with fstat, never read
@@ -324,14 +327,14 @@ def test_file_that_vanishes_mid_run(tmp_path, capsys, good, monkeypatch):
 
 def test_file_that_loses_read_permission_mid_run(tmp_path, capsys, good, monkeypatch):
     (tmp_path / "locked.py").write_text(MISTAKE)
-    real_open = runner.os.open
+    real_open = source_module.os.open
 
     def guarded_open(path, flags, *args):
         if os.fspath(path).endswith("locked.py"):
             raise PermissionError(13, "Permission denied", path)
         return real_open(path, flags, *args)
 
-    discovered_then(monkeypatch, lambda files: monkeypatch.setattr(runner.os, "open", guarded_open))
+    discovered_then(monkeypatch, lambda files: monkeypatch.setattr(source_module.os, "open", guarded_open))
     code, out, err = lint(capsys, "-j", "0", str(tmp_path))
     assert code == 2 and found(out) == [("good.py", 2, "WD101")]
     assert "locked.py: error: cannot read: Permission denied" in err

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from wd_guard.lint import cache as cache_module
-from wd_guard.lint import engine
-from wd_guard.lint.cache import DEFAULT_DIR, ENV_VAR, Cache, cache_dir, fingerprint
-from wd_guard.lint.cli import main
+from wd_guard.lint.analysis import cache as cache_module
+from wd_guard.lint.analysis import engine
+from wd_guard.lint.analysis.cache import DEFAULT_DIR, ENV_VAR, Cache, cache_dir, fingerprint
+from wd_guard.lint.command.cli import main
 from wd_guard.lint.diagnostic import Diagnostic, Edit, Fix
-from wd_guard.lint.isolate import SYNTAX, TIMEOUT, Job, Outcome, Problem
+from wd_guard.lint.diagnostic import SYNTAX, TIMEOUT, Job, Outcome, Problem
 
 TRAIN = "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-2)\n"
 CODES = frozenset({"WD101", "WD210", "WD302"})
@@ -269,7 +269,7 @@ def test_a_folder_of_the_users_is_not_taken_over(tmp_path):
 
 def test_a_run_without_work_does_not_import_libcst(project):
     write(project / "plain.py", "import os\nprint(os.sep)\n")
-    probe = "import sys\nfrom wd_guard.lint.cli import main\nmain(sys.argv[1:])\nprint('libcst' in sys.modules, file=sys.stderr)\n"
+    probe = "import sys\nfrom wd_guard.lint.command.cli import main\nmain(sys.argv[1:])\nprint('libcst' in sys.modules, file=sys.stderr)\n"
 
     def imported(*argv: str) -> str:
         result = subprocess.run([sys.executable, "-c", probe, "--jobs", "0", *argv], cwd=project, capture_output=True, text=True, timeout=120)

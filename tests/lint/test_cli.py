@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from wd_guard.catalogue import get_rule
-from wd_guard.lint.cli import main
-from wd_guard.lint.engine import lint_source
+from wd_guard.lint.command.cli import main
+from wd_guard.lint.analysis.engine import lint_source
 
 TRAIN = textwrap.dedent(
     """\

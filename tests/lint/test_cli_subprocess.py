@@ -46,7 +46,7 @@ def test_exit_codes_zero_one_two(tmp_path):
 def test_linted_code_is_never_imported_or_run_and_torch_is_never_loaded(tmp_path):
     (tmp_path / "hostile.py").write_text(HOSTILE)
     probe = (
-        "import sys; from wd_guard.lint.cli import main; code = main(['--format', 'json', '.']);"
+        "import sys; from wd_guard.lint.command.cli import main; code = main(['--format', 'json', '.']);"
         "print([m for m in ('torch', 'lightning', 'hostile') if m in sys.modules], code, file=sys.stderr)"
     )
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)

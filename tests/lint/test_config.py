@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from wd_guard.catalogue import iter_rules
-from wd_guard.lint.config import (
+from wd_guard.lint.files.settings import (
     DEFAULT_MAX_FILE_SIZE,
     ConfigError,
     Layer,

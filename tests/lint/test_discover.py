@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wd_guard.lint import discover as discover_module
-from wd_guard.lint.discover import discover, is_excluded, matches
+from wd_guard.lint.files import discover as discover_module
+from wd_guard.lint.files.discover import discover, is_excluded, matches
 
 
 def touch(path: Path, text: str = "x = 1\n") -> Path:

@@ -16,10 +16,12 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from wd_guard.lint.config import static_codes
-from wd_guard.lint import analysis
-from wd_guard.lint.engine import might_matter
-from wd_guard.lint.runner import Options, apply_noqa, decode_source, lint_files
+from wd_guard.lint.files.settings import static_codes
+from wd_guard.lint.analysis import parse as analysis
+from wd_guard.lint.analysis.engine import might_matter
+from wd_guard.lint.api import Options, lint_files
+from wd_guard.lint.intake.source import decode_source
+from wd_guard.lint.output.noqa import apply_noqa
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL = frozenset(static_codes())

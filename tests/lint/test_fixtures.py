@@ -16,8 +16,8 @@ from typing import Counter, Tuple
 import pytest
 
 from wd_guard.catalogue import get_rule
-from wd_guard.lint import analysis
-from wd_guard.lint.engine import lint_source, might_matter
+from wd_guard.lint.analysis import parse as analysis
+from wd_guard.lint.analysis.engine import lint_source, might_matter
 from wd_guard.lint.rules import ALL_RULES
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("*.py"))

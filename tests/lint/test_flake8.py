@@ -12,9 +12,9 @@ from pathlib import Path
 import libcst
 import pytest
 
-from wd_guard.lint import engine
-from wd_guard.lint.cli import main
-from wd_guard.lint.flake8_plugin import WeightDecayChecker
+from wd_guard.lint.analysis import engine
+from wd_guard.lint.command.cli import main
+from wd_guard.lint.command.flake8_plugin import WeightDecayChecker
 from wd_guard.lint.rules import ALL_RULES
 
 LIGHTNING = textwrap.dedent(
@@ -97,20 +97,6 @@ def test_bad_flake8_option_is_a_clean_error(corpus):
     assert result.returncode != 0
     assert "wd-guard: --wd-extend-select: 'XY9' matches no rule code" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_flake8_workers_keep_and_reuse_the_compiled_methods(corpus, user_env):
-    """The first run writes the table of compiled dataclass methods; the next reads it and,
-    having missed nothing, leaves it as it is."""
-    from wd_guard.lint.compiled import table_path
-
-    table = Path(table_path(user_env) or "")
-    command = [sys.executable, "-m", "flake8", "--isolated", "--select", "WD", str(corpus)]
-    first = subprocess.run(command, env=user_env, capture_output=True, text=True, timeout=300)
-    written = table.stat().st_mtime_ns
-    second = subprocess.run(command, env=user_env, capture_output=True, text=True, timeout=300)
-    assert first.returncode == 1 and "WD101" in first.stdout and second.stdout == first.stdout
-    assert table.stat().st_mtime_ns == written
 
 
 def checker_results(source: str, filename: str = "t.py"):

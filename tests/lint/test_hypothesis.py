@@ -19,11 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wd_guard.catalogue import iter_rules
-from wd_guard.lint import isolate
-from wd_guard.lint.config import expand
-from wd_guard.lint.isolate import Job
+from wd_guard.lint import diagnostic
+from wd_guard.lint.analysis import workers as isolate
+from wd_guard.lint.files.settings import expand
+from wd_guard.lint.diagnostic import Job
 from wd_guard.lint.rules import ALL_RULES
-from wd_guard.lint.runner import Options, lint_files
+from wd_guard.lint.api import Options, lint_files
 from wd_guard.optimizers import OPTIMIZERS
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much, HealthCheck.large_base_example]
@@ -33,7 +34,7 @@ PROFILE = settings.get_profile("wd-lint-" + os.environ.get("WD_LINT_FUZZ", "ci")
 ALL = expand("ALL")
 pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")  # hypothesmith compiles what it draws
 STATIC = {rule.code for rule in iter_rules("static")}
-ALLOWED_PROBLEMS = {isolate.SYNTAX, isolate.TOO_DEEP}
+ALLOWED_PROBLEMS = {diagnostic.SYNTAX, diagnostic.TOO_DEEP}
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -62,7 +63,7 @@ def analyse_text(text: str):
     """Parse and run every rule, whatever the pre-filter would say."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        outcome = isolate.analyse_in_process(Job("generated.py", text, ALL))
+        outcome = isolate.analyse_on_deep_stack(Job("generated.py", text, ALL))
     assert outcome.problem is None or outcome.problem.kind in ALLOWED_PROBLEMS, outcome.problem
     return outcome
 
@@ -77,7 +78,7 @@ def folder(tmp_path_factory):
 def test_grammar_programs_never_raise(folder, source):
     outcome = analyse_text(source)
     report = lint_text(folder, source.encode("utf-8", "surrogatepass"))
-    check_report(report, source, ALLOWED_PROBLEMS | {isolate.NOT_TEXT})
+    check_report(report, source, ALLOWED_PROBLEMS | {diagnostic.NOT_TEXT})
     if outcome.problem is None:
         check_report(type(report)(diagnostics=list(outcome.diagnostics)), source)
 
@@ -221,7 +222,7 @@ def test_training_code_gives_findings_or_a_syntax_error(folder, source):
 @given(source=mutated(st.one_of(training_code(), st.sampled_from(EXAMPLES))))
 def test_mutated_training_code_never_raises(folder, source):
     analyse_text(source)
-    check_report(lint_text(folder, source.encode("utf-8", "surrogatepass")), source, ALLOWED_PROBLEMS | {isolate.NOT_TEXT})
+    check_report(lint_text(folder, source.encode("utf-8", "surrogatepass")), source, ALLOWED_PROBLEMS | {diagnostic.NOT_TEXT})
 
 
 @settings(PROFILE, max_examples=PROFILE.max_examples * 3)
@@ -229,4 +230,4 @@ def test_mutated_training_code_never_raises(folder, source):
 def test_raw_bytes_never_raise(folder, head, tail):
     data = head + tail
     report = lint_text(folder, data)
-    check_report(report, data.decode("latin-1"), ALLOWED_PROBLEMS | {isolate.NOT_TEXT})
+    check_report(report, data.decode("latin-1"), ALLOWED_PROBLEMS | {diagnostic.NOT_TEXT})

@@ -15,9 +15,9 @@ import urllib.parse
 import pytest
 
 from wd_guard.catalogue import get_rule, iter_rules
-from wd_guard.lint import output
+from wd_guard.lint.output import formats as output
 from wd_guard.lint.diagnostic import Diagnostic
-from wd_guard.lint.isolate import SYNTAX, Problem
+from wd_guard.lint.diagnostic import SYNTAX, Problem
 
 ODD_NAMES = [
     "plain.py",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from wd_guard.lint.config import tomllib
+from wd_guard.lint.files.settings import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 WD_LINT = shutil.which("wd-lint", path=os.path.dirname(sys.executable))
@@ -31,7 +31,7 @@ def test_manifest_is_valid_for_pre_commit():
     assert hook["additional_dependencies"] == []  # installs the package alone: libcst, no torch
     assert hook["require_serial"] is True  # one wd-lint run gets every file and spreads them itself
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["scripts"][hook["entry"]] == "wd_guard.lint.entry:command"
+    assert pyproject["project"]["scripts"][hook["entry"]] == "wd_guard.lint.command.cli:command"
     assert not any("torch" in dependency for dependency in pyproject["project"]["dependencies"])
 
 
@@ -47,13 +47,13 @@ def test_installed_package_has_every_linter_module_and_runs(tmp_path):
     shipped = {p.relative_to(unpacked / "wd_guard" / "lint").as_posix() for p in (unpacked / "wd_guard" / "lint").rglob("*.py")}
     assert modules <= shipped
     (tmp_path / "t.py").write_text(BAD)
-    probe = "import wd_guard, sys; from wd_guard.lint.cli import main; print(wd_guard.__file__); sys.exit(main(['-j', '1', 't.py']))"
+    probe = "import wd_guard, sys; from wd_guard.lint.command.cli import main; print(wd_guard.__file__); sys.exit(main(['-j', '1', 't.py']))"
     env = dict(os.environ, PYTHONPATH=str(unpacked))
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     assert result.stdout.startswith(str(unpacked)) and "t.py:4:7: WD101" in result.stdout
-    # The console script's own target: the spare worker, then an exit without teardown.
-    script = "import sys; sys.argv = ['wd-lint', '--no-cache', 't.py']; from wd_guard.lint.entry import command; command()"
+    # The console script's own target.
+    script = "import sys; sys.argv = ['wd-lint', '--no-cache', 't.py']; from wd_guard.lint.command.cli import command; command()"
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     assert result.stdout.startswith("t.py:4:7: WD101") and result.stderr.startswith("Found 2 findings in 1 file")

@@ -13,10 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wd_guard.lint import analysis, testing
-from wd_guard.lint.config import static_codes
-from wd_guard.lint.isolate import Job
-from wd_guard.lint.runner import Options, apply_noqa, decode_source, lint_files, prepare
+from wd_guard.lint.analysis import parse as analysis
+from wd_guard.lint import testing
+from wd_guard.lint.files.settings import static_codes
+from wd_guard.lint.diagnostic import Job
+from wd_guard.lint.api import Options, lint_files, prepare
+from wd_guard.lint.intake.source import decode_source
+from wd_guard.lint.output.noqa import apply_noqa
 
 INVALID = [case for case in testing.cases() if case.invalid is not None]
 ALL = frozenset(static_codes())

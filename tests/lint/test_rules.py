@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from wd_guard.catalogue import get_rule, iter_rules
-from wd_guard.lint import testing, vocabulary
-from wd_guard.lint.engine import lint_source
+from wd_guard.lint import testing
+from wd_guard.lint.intake import vocabulary
+from wd_guard.lint.analysis.engine import lint_source
 from wd_guard.lint.rules import ALL_RULES, rule_for, rules_for
 
 CASES = testing.cases()

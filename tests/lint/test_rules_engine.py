@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from wd_guard.lint.engine import build_context, lint_source, might_matter, parse
-from wd_guard.lint.positions import node_spans
+from wd_guard.lint.analysis.engine import build_context, lint_source, might_matter, parse
+from wd_guard.lint.analysis.positions import node_spans
 from wd_guard.lint.rules import ALL_RULES
-from wd_guard.lint.walk import iter_nodes
+from wd_guard.lint.analysis.walk import iter_nodes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -69,7 +69,7 @@ def test_prefilter_skips_files_without_vocabulary():
 
 
 def test_words_only_in_strings_and_comments_skip_the_libcst_parse(monkeypatch):
-    from wd_guard.lint import analysis
+    from wd_guard.lint.analysis import parse as analysis
 
     def refuse(source):
         raise AssertionError("libcst should not parse this file")
@@ -149,7 +149,7 @@ def test_a_failing_rule_warns_and_the_others_still_report(monkeypatch):
 def test_linting_imports_neither_torch_nor_lightning():
     code = f"""
         import sys
-        from wd_guard.lint.engine import lint_source, might_matter
+        from wd_guard.lint.analysis.engine import lint_source, might_matter
         assert lint_source({ADAM!r}) and might_matter(b"Adam")
         print([m for m in ("torch", "lightning", "pytorch_lightning") if m in sys.modules])
     """
@@ -161,7 +161,7 @@ def test_linting_imports_neither_torch_nor_lightning():
 def test_prefilter_loads_neither_the_parser_nor_the_rules():
     code = """
         import sys
-        from wd_guard.lint.engine import might_matter
+        from wd_guard.lint.analysis.engine import might_matter
         assert might_matter(b"opt = torch.optim.Adam(params, weight_decay=0.1)")
         print(sorted(m for m in ("libcst", "wd_guard.lint.rules", "torch") if m in sys.modules))
     """

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from wd_guard.lint.engine import lint_source, parse
-from wd_guard.lint.fix import FixError, fix_file, fix_text
-from wd_guard.lint.rules import ALL_RULES, fixes
+from wd_guard.lint.analysis.engine import lint_source, parse
+from wd_guard.lint.fixes.apply import FixError, fix_file, fix_text
+from wd_guard.lint.fixes import rewrites as fixes
+from wd_guard.lint.rules import ALL_RULES
 from wd_guard.lint.rules.base import FixPlan, Replace
 
 HERE = Path(__file__).parent

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wd_guard.lint import cli
+from wd_guard.lint.command import cli
 
 ROOT = Path(__file__).parents[2]
 HERE = Path(__file__).parent
@@ -80,7 +80,7 @@ def test_examples_and_fixtures_end_fixed_parsable_and_stable(tmp_path, capsys):
 
 
 def test_a_fix_that_cannot_be_written_is_a_problem_and_the_rest_still_runs(tmp_path, capsys, monkeypatch):
-    from wd_guard.lint import fix
+    from wd_guard.lint.fixes import apply as fix
 
     def refuse(path, data):
         raise fix.FixError(f"{path}: cannot write: read-only file system")

@@ -7,8 +7,8 @@ import textwrap
 import libcst as cst
 import pytest
 
-from wd_guard.lint.collect import build_context
-from wd_guard.lint.engine import parse
+from wd_guard.lint.analysis.collect import build_context
+from wd_guard.lint.analysis.engine import parse
 from wd_guard.lint.rules.base import LintRule
 
 

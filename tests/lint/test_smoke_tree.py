@@ -19,7 +19,7 @@ from typing import Dict, Set, Tuple
 
 import pytest
 
-from wd_guard.lint.cli import main
+from wd_guard.lint.command.cli import main
 
 EXPECT = re.compile(r"#\s*expect:\s*([A-Z0-9, ]+)$")
 

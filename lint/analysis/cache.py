@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from wd_guard import __version__
-from wd_guard.lint.atomic import replace_file
+from wd_guard.lint.fixes.atomic import replace_file
 from wd_guard.lint.diagnostic import Diagnostic, Edit, Fix
-from wd_guard.lint.isolate import SYNTAX, TOO_DEEP, Job, Outcome, Problem
+from wd_guard.lint.diagnostic import SYNTAX, TOO_DEEP, Job, Outcome, Problem
 
 __all__ = ["DEFAULT_DIR", "ENV_VAR", "Cache", "cache_dir", "fingerprint"]
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Collection, List, Optional, Union
 
-from .vocabulary import might_matter
+from wd_guard.lint.intake.vocabulary import might_matter
 
 if TYPE_CHECKING:  # pragma: no cover
     import libcst as cst
 
-    from .diagnostic import Diagnostic
+    from wd_guard.lint.diagnostic import Diagnostic
 
 __all__ = ["lint_source", "might_matter", "parse"]
 
@@ -33,21 +33,21 @@ def lint_source(
     are 1-based; each diagnostic carries the rule's fix when it offers one. Raises
     ``libcst.ParserSyntaxError`` when ``source`` does not parse.
     """
-    from . import analysis
+    from wd_guard.lint.analysis import parse as analysis
 
     return analysis.lint(source, path, select=select)
 
 
 def parse(source: Union[str, bytes]) -> "cst.Module":
     """The libcst module for ``source``; every failure is a ``libcst.ParserSyntaxError``."""
-    from . import analysis
+    from wd_guard.lint.analysis import parse as analysis
 
     return analysis.parse(source)
 
 
 def __getattr__(name: str) -> Any:
     if name in _HEAVY:
-        from . import analysis
+        from wd_guard.lint.analysis import parse as analysis
 
         return getattr(analysis, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

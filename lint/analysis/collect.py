@@ -2,7 +2,7 @@
 
 It collects the node types the active rules read, records the scope each collected node sits
 in, and fills the file's :class:`NameTable` with every binding on the way. Like
-:func:`~wd_guard.lint.walk.iter_nodes` it reads node fields directly rather than going
+:func:`~wd_guard.lint.analysis.walk.iter_nodes` it reads node fields directly rather than going
 through libcst's visitors, which rebuild every node they pass.
 """
 
@@ -12,9 +12,9 @@ from typing import Callable, Dict, Iterable, List, Tuple, Type, Union
 
 import libcst as cst
 
-from .names import NameTable, Scope
-from .rules.base import FileContext, LintRule
-from .walk import NODE_TYPES, child_fields
+from wd_guard.lint.analysis.names import NameTable, Scope
+from wd_guard.lint.rules.base import FileContext, LintRule
+from wd_guard.lint.analysis.walk import NODE_TYPES, child_fields
 
 
 # Nodes whose children live in a scope of their own.

@@ -1,4 +1,4 @@
-"""The analysis behind :func:`~wd_guard.lint.engine.lint_source`: parse once, walk once, run
+"""The analysis behind :func:`~wd_guard.lint.analysis.engine.lint_source`: parse once, walk once, run
 every rule, then locate the reports (and build their fixes) in one code generation pass.
 
 The walk reads node fields directly instead of going through libcst's visitors (which rebuild
@@ -15,19 +15,19 @@ from typing import Collection, Iterable, List, Optional, Set, Tuple, Type, Union
 
 import libcst as cst
 
-from .collect import build_context
-from .diagnostic import Diagnostic, Fix
-from .edits import LineIndex, plan_nodes, realise
-from .positions import Span, node_layout
-from .rules import rules_for
-from .rules.base import FileContext, FixPlan, LintRule, Report
-from .vocabulary import POWER, identifiers_match
+from wd_guard.lint.analysis.collect import build_context
+from wd_guard.lint.diagnostic import Diagnostic, Fix
+from wd_guard.lint.fixes.edits import LineIndex, plan_nodes, realise
+from wd_guard.lint.analysis.positions import Span, node_layout
+from wd_guard.lint.rules import rules_for
+from wd_guard.lint.rules.base import FileContext, FixPlan, LintRule, Report
+from wd_guard.lint.intake.vocabulary import POWER, identifiers_match
 
 __all__ = ["build_context", "identifiers", "lint", "locate", "needs_libcst", "parse", "parse_and_check", "python_tree"]
 
 
 def lint(source: Union[str, bytes], path: str = "<string>", *, select: Optional[Collection[str]] = None) -> List[Diagnostic]:
-    """What :func:`~wd_guard.lint.engine.lint_source` does. CPython's tree of the file comes
+    """What :func:`~wd_guard.lint.analysis.engine.lint_source` does. CPython's tree of the file comes
     first (it is cheap next to libcst's): a file whose identifiers lack every selected rule's
     vocabulary (the words were only in strings, comments or longer names) ends there."""
     tree = python_tree(source)

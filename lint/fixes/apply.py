@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Callable, Collection, Dict, List, Optional, Se
 
 import libcst as cst
 
-from .atomic import replace_file
-from .diagnostic import Diagnostic, Edit, Fix
-from .engine import lint_source, parse
+from wd_guard.lint.fixes.atomic import replace_file
+from wd_guard.lint.diagnostic import Diagnostic, Edit, Fix
+from wd_guard.lint.analysis.engine import lint_source, parse
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .runner import Options, Report
+    from wd_guard.lint.api import Options, Report
 
 Keep = Callable[[List[Diagnostic], str], List[Diagnostic]]
 MAX_ROUNDS = 100
@@ -178,8 +178,8 @@ def fix_report(report: "Report", options: "Options", *, unsafe: bool, write: boo
     """Fix every file of ``report`` that has an applicable fix (honouring its codes and
     ``# noqa``), and replace its findings by what remains. A file that cannot be fixed
     safely becomes a problem of the report and is left as it was."""
-    from .isolate import Problem
-    from .runner import apply_noqa
+    from wd_guard.lint.diagnostic import Problem
+    from wd_guard.lint.output.noqa import apply_noqa
 
     run = FixRun()
     kept: List[Diagnostic] = []

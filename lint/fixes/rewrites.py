@@ -19,10 +19,10 @@ import libcst as cst
 
 from wd_guard.optimizers import DecayKind, OptimizerFact, lookup
 
-from ..names import Names, dotted, string_value
-from ..walk import iter_nodes
-from .base import Change, DeleteLines, FileContext, FixPlan, InsertLines, Replace
-from .sites import PARAMS, WEIGHT_DECAY, Site
+from wd_guard.lint.analysis.names import Names, dotted, string_value
+from wd_guard.lint.analysis.walk import iter_nodes
+from wd_guard.lint.rules.base import Change, DeleteLines, FileContext, FixPlan, InsertLines, Replace
+from wd_guard.lint.rules.sites import PARAMS, WEIGHT_DECAY, Site
 
 HELPER_MODULE = "wd_guard"
 HELPER = "param_groups"

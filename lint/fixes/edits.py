@@ -12,9 +12,9 @@ from typing import Dict, List, Optional, Tuple
 
 import libcst as cst
 
-from .diagnostic import Edit, Fix
-from .positions import Span, code_at
-from .rules.base import Change, DeleteLines, FixPlan, InsertLines, Replace
+from wd_guard.lint.diagnostic import Edit, Fix
+from wd_guard.lint.analysis.positions import Span, code_at
+from wd_guard.lint.rules.base import Change, DeleteLines, FixPlan, InsertLines, Replace
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 

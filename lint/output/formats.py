@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, List, Sequence, TextIO, Tuple
 from wd_guard import __version__
 from wd_guard.catalogue import Rule, get_rule, iter_rules
 from wd_guard.lint.diagnostic import Diagnostic
-from wd_guard.lint.isolate import Problem
+from wd_guard.lint.diagnostic import Problem
 
 FORMATS = ("text", "json", "sarif", "github")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

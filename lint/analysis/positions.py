@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 import libcst as cst
 from libcst._nodes.internal import CodegenState
 
-from .walk import iter_nodes
+from wd_guard.lint.analysis.walk import iter_nodes
 
 Position = Tuple[int, int]
 Span = Tuple[Position, Position]

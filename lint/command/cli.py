@@ -16,16 +16,16 @@ import io
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, TextIO, Tuple
+from typing import List, NoReturn, Optional, Sequence, TextIO, Tuple
 
 from wd_guard import __version__
 from wd_guard.catalogue import RULES, get_rule
-from wd_guard.lint import output
-from wd_guard.lint.cache import DEFAULT_DIR, ENV_VAR, cache_dir
-from wd_guard.lint.config import Config, ConfigError, Layer, check_patterns, check_selectors, load_config
-from wd_guard.lint.config import parse_size, parse_timeout, resolve_codes
-from wd_guard.lint.isolate import default_processes
-from wd_guard.lint.runner import Options, Report, lint_paths
+from wd_guard.lint.output import formats as output
+from wd_guard.lint.analysis.cache import DEFAULT_DIR, ENV_VAR, cache_dir
+from wd_guard.lint.files.settings import Config, ConfigError, Layer, check_patterns, check_selectors, load_config
+from wd_guard.lint.files.settings import parse_size, parse_timeout, resolve_codes
+from wd_guard.lint.analysis.workers import default_processes
+from wd_guard.lint.api import Options, Report, lint_paths
 
 USAGE_ERROR = 2
 INTERRUPTED = 130
@@ -91,6 +91,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
 
 
+def command() -> NoReturn:
+    """The ``wd-lint`` console script: :func:`main` with the process arguments, then exit."""
+    sys.exit(main())
+
+
 def _rule_command(args: List[str]) -> int:
     if len(args) > 1:
         raise _UsageError("usage: wd-lint rule [CODE]")
@@ -126,10 +131,7 @@ def _lint_command(args: argparse.Namespace) -> int:
 
 
 def _fix_command(report: Report, options: Options, args: argparse.Namespace) -> int:
-    from wd_guard.lint.compiled import import_reusing
-
-    import_reusing("wd_guard.lint.fix")  # loads the parser: only when fixing
-    from wd_guard.lint.fix import fix_report
+    from wd_guard.lint.fixes.apply import fix_report  # loads the parser: only when fixing
 
     run = fix_report(report, options, unsafe=args.unsafe_fixes, write=not args.diff)
     if args.diff or args.fix_only:

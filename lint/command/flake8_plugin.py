@@ -13,7 +13,7 @@ import ast
 from typing import Any, ClassVar, FrozenSet, Iterator, Sequence, Tuple, Type
 
 from wd_guard import __version__
-from wd_guard.lint.config import ConfigError, check_selectors, default_codes, expand
+from wd_guard.lint.files.settings import ConfigError, check_selectors, default_codes, expand
 
 
 class WeightDecayChecker:
@@ -49,17 +49,13 @@ class WeightDecayChecker:
         cls.extend_select = frozenset().union(*(expand(s) for s in selectors))
 
     def run(self) -> Iterator[Tuple[int, int, str, Type["WeightDecayChecker"]]]:
-        from wd_guard.lint.compiled import import_reusing
-        from wd_guard.lint.engine import lint_source, might_matter
-        from wd_guard.lint.isolate import call_with_deep_stack
+        from wd_guard.lint.analysis.engine import lint_source, might_matter
+        from wd_guard.lint.analysis.workers import call_with_deep_stack
 
         codes = default_codes() | self.extend_select
         source = "".join(self.lines)
         if not might_matter(source.encode("utf-8", "surrogatepass"), select=codes):
             return
-        # The first file that needs them loads libcst and the rules, with the dataclass methods
-        # wd-lint's workers keep compiled (see ``compiled``): about half the import.
-        import_reusing("wd_guard.lint.analysis")
         try:
             diagnostics = call_with_deep_stack(lambda: lint_source(source, self.filename, select=codes))
         except Exception:  # a parse error (flake8 has its own E999) or a file libcst cannot read

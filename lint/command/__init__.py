@@ -1,0 +1,1 @@
+"""Entry points: the ``wd-lint`` command line and the flake8 plugin."""

@@ -1,0 +1,84 @@
+"""Read a file's bytes and decode them as Python source, or say why that cannot be done.
+
+The bytes are read without following the path into a FIFO or a device; a file over
+``max_file_size`` is refused with its size; NUL bytes mean it is not Python text; the encoding
+comes from the BOM or the PEP 263 line (UTF-8 otherwise).
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+import stat
+import tokenize
+from typing import Optional
+
+from wd_guard.lint.diagnostic import NOT_TEXT, TOO_LARGE, UNREADABLE, Problem
+from wd_guard.lint.files.settings import DEFAULT_MAX_FILE_SIZE
+
+_BOM_CONFLICT = "cannot decode: a UTF-8 byte order mark and a coding line that names another encoding"
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+class Unlintable(Exception):
+    """Raised with the Problem that keeps a file from being linted."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.reason)
+        self.problem = problem
+
+
+def read_source(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> bytes:
+    """The bytes of a regular file of at most ``max_size`` bytes; raises Unlintable otherwise."""
+    descriptor: Optional[int] = None
+    try:
+        descriptor = os.open(path, _OPEN_FLAGS)
+        _check_regular(path, os.fstat(descriptor), max_size)
+        with os.fdopen(descriptor, "rb") as handle:
+            descriptor = None  # the file object owns it now
+            data = handle.read(max_size + 1)
+    except OSError as exc:
+        raise Unlintable(Problem(path, UNREADABLE, f"cannot read: {exc.strerror or exc}")) from None
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
+    if len(data) > max_size:
+        raise Unlintable(_too_large(path, len(data), max_size))
+    return data
+
+
+def _check_regular(path: str, info: os.stat_result, max_size: int) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise Unlintable(Problem(path, UNREADABLE, "cannot read: is a folder"))
+    if not stat.S_ISREG(info.st_mode):
+        raise Unlintable(Problem(path, UNREADABLE, "cannot read: not a regular file"))
+    if info.st_size > max_size:
+        raise Unlintable(_too_large(path, info.st_size, max_size))
+
+
+def _too_large(path: str, size: int, max_size: int) -> Problem:
+    reason = f"skipped: {size:,} bytes is over max-file-size ({max_size:,} bytes); exclude it or raise the limit"
+    return Problem(path, TOO_LARGE, reason)
+
+
+def decode_source(path: str, data: bytes) -> str:
+    """Text from bytes per the BOM or PEP 263 line (UTF-8 otherwise); raises Unlintable."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise Unlintable(Problem(path, NOT_TEXT, "contains NUL bytes: not Python source", line))
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        # Without a declaration the first lines must be UTF-8; decoding says where they are not.
+        encoding = "utf-8" if "invalid or missing encoding" in str(exc.msg) else ""
+        if not encoding:
+            reason = _BOM_CONFLICT if data.startswith(codecs.BOM_UTF8) else f"cannot decode: {exc.msg}"
+            raise Unlintable(Problem(path, NOT_TEXT, reason, 1)) from None
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        reason = f"cannot decode as {encoding}: {exc.reason} (byte 0x{data[exc.start]:02x})"
+        raise Unlintable(Problem(path, NOT_TEXT, reason, line)) from None

@@ -1,0 +1,1 @@
+"""Output: which findings ``# noqa`` silences, and every format wd-lint prints."""
