@@ -301,8 +301,8 @@ def main() -> None:
     parser.add_argument("--fit-rounds", type=int, default=3, help="fits with and without the guard, taking turns")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.ERROR)  # configured: the guard leaves its summary to it
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    logging.getLogger("wd_guard").setLevel(logging.ERROR)
     device = torch.device(args.device)
     repeat = 5 if args.quick else 15
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -275,17 +275,19 @@ class StatsPlan:
             out.update((k, v) for k, v, show in zip(seg.decay_keys, decays.tolist(), shown) if show and v == v)
         return out
 
-    def varying_medians(self) -> Dict[Pair, float]:
+    def varying_medians(self, exclude: Collection[Pair] = ()) -> Dict[Pair, float]:
         """For each group whose decay differs per parameter: the effective decay of its median element.
 
         Read from the last :meth:`compute`: the median of the group's per-parameter effective
         decays (each the median over its own sampled elements), weighted by element count.
-        Groups without optimizer state yet are left out.
+        Groups without optimizer state yet, and those in ``exclude``, are left out.
         """
         out: Dict[Pair, float] = {}
         if self.decay is None or self._layout_cache is None:
             return out
         for pair, members in self._layout_cache.varying.items():
+            if pair in exclude:
+                continue
             values = self.decay[members]
             known = ~torch.isnan(values)
             if not bool(known.any()):

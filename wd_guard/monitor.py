@@ -8,7 +8,6 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from wd_guard._plan import StatsPlan
-from wd_guard.findings import WeightDecayWarning
 
 __all__ = ["WeightMonitor"]
 
@@ -184,15 +183,16 @@ class WeightMonitor:
             self._warn_once("nonfinite", f"wd-guard weight stats: NaN or infinite weights at step {step} in {shown}", UserWarning)
         if not self.hint_switch:
             return
-        for (i, j), rate in self._plan.varying_medians().items():
+        said = {tuple(map(int, key.split(":")[1:])) for key in self._warned if key.startswith("switch:")}
+        for (i, j), rate in self._plan.varying_medians(exclude=said).items():
             group = self._plan.optimizers[i].param_groups[j]
             lr = float(group["lr"])
             self._warn_once(
                 f"switch:{i}:{j}",
-                f"WD101 optimizer {i} ({type(self._plan.optimizers[i]).__name__}), group {j}: at step {step} coupled decay "
-                f"removes {rate:.3g} of the median decayed weight per step; AdamW(lr={lr:g}, weight_decay={rate / lr:.3g}) "
-                "removes the same, decoupled from the gradient scale",
-                WeightDecayWarning,
+                f"wd-guard weight stats: WD101 optimizer {i} ({type(self._plan.optimizers[i]).__name__}), group {j}: at step "
+                f"{step} coupled decay removes {rate:.3g} of the median decayed weight per step; "
+                f"AdamW(lr={lr:g}, weight_decay={rate / lr:.3g}) removes the same, decoupled from the gradient scale",
+                UserWarning,  # not a finding of its own: WD101 was warned at fit start
             )
 
     def _warn_once(self, key: str, text: str, category: type) -> None:

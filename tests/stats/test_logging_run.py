@@ -141,7 +141,7 @@ def test_wd101_says_once_which_adamw_decay_matches(tmp_path):
         fit.fit(module, loader())
     hints = [str(w.message) for w in caught if "AdamW(lr=" in str(w.message)]
     assert len(hints) == 1, hints
-    assert hints[0].startswith("WD101 optimizer 0 (Adam), group 0: at step 1")
+    assert hints[0].startswith("wd-guard weight stats: WD101 optimizer 0 (Adam), group 0: at step 1")
     # The same sample as the series: the per-parameter values of the decayed group at that step
     # are not kept, so check the number against the one the message states.
     rate = float(hints[0].split("removes ")[1].split(" ")[0])
