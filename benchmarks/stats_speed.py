@@ -1,30 +1,21 @@
-"""What the weight-stats logging costs, as ratios, on GPT-2-small and ResNet-50 parameter sets.
+"""What weight-stats logging costs, as ratios against baselines measured in the same run.
 
-Prints, side by side for each parameter set:
+For GPT-2 small and ResNet-50 parameter sets (models written here, nothing downloaded):
 
-- two read floors: one pass over a flat buffer with as many elements as the model (the
-  faster of ``sum`` and ``linalg.vector_norm``: an ideal memory layout that no model has),
-  and one read of the parameters where they live (``sum`` of each tensor, the faster of a
-  Python loop and ``torch._foreach_norm`` with ``ord=1``); every ratio is given against both;
-- ``torch._foreach_norm`` over the parameters as they are, the per-tensor norm pass alone;
-- a naive loop of ``p.norm().item()`` per parameter;
-- a wd-guard logging step (batched norms, effective decay, one host transfer, and
-  ``logger.log_metrics``) with AdamW (decoupled), with Adam (coupled decay on the weight
-  matrices: the median of the adaptive factor is estimated from a fixed sample of the
-  state), and with Adam decaying every tensor (the worst case: a median per tensor);
-- that sample of the coupled run's state read alone (1024 elements of each decayed
-  ``exp_avg_sq``, after the parameters have streamed through the cache, as in a logging step);
-- a non-logging step of the monitor, in microseconds;
-- a training step (forward, backward, optimizer step) on a small batch, and the overhead a
-  whole fit sees with the Trainer's default cadence (one logging step every 50);
-- the median estimator's largest error (in rank, and relative in effective decay) against
-  the exact median of the real Adam state after a training step;
-- the per-step cost of ``LightningModule.log_dict`` with 300 keys against
-  ``logger.log_metrics`` on logging steps only, in a real Lightning fit.
+- one read of the parameters where they live (the faster of a ``sum`` per tensor and
+  ``torch._foreach_norm`` with ``ord=1``): the baseline of a logging step;
+- a logging step of the callback (norms, effective decay, one host transfer,
+  ``logger.log_metrics``) with AdamW, with Adam decaying the weight matrices (coupled decay:
+  the median of a fixed sample of the state per tensor), and with Adam decaying every tensor;
+- a non-logging step, in microseconds;
+- a whole Lightning fit at the Trainer's default cadence (a logging step every 50 steps),
+  with ``WeightDecayGuard`` against without it, on ResNet-50 with a small batch;
+- on CUDA (``--device cuda``), the host synchronisations of one logging step, counted with
+  ``torch.cuda.set_sync_debug_mode``.
 
-The functions take turns over several rounds and each ratio is the median of its
-round-by-round ratios, so background load on a shared machine disturbs them less. Run ``python benchmarks/stats_speed.py`` (or
-``make bench``); ``--threads N`` pins torch's thread count, ``--quick`` uses fewer runs.
+Functions take turns over several rounds and each ratio is the median of the round-by-round
+ratios, so background load on a shared machine disturbs them less. ``--threads 1 2`` runs
+each thread count in turn (CPU); ``--quick`` uses fewer rounds.
 """
 
 from __future__ import annotations
@@ -46,9 +37,8 @@ from torch.nn import functional as F
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger
 
+from wd_guard import WeightDecayGuard
 from wd_guard.monitor import WeightMonitor
-from wd_guard._medians import SampleGather
-from wd_guard._norms import Piece, sample
 
 # ---------------------------------------------------------------- models
 
@@ -79,7 +69,7 @@ class GPT2Small(nn.Module):
         self.ln_f = nn.LayerNorm(768)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.wte(tokens) + self.wpe(torch.arange(tokens.shape[1]))
+        x = self.wte(tokens) + self.wpe(torch.arange(tokens.shape[1], device=tokens.device))
         for block in self.blocks:
             x = block(x)
         logits = self.ln_f(x) @ self.wte.weight.T
@@ -121,30 +111,28 @@ class ResNet50(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(images))), 3, 2, 1)
         x = self.layers(x).mean((2, 3))
-        return F.cross_entropy(self.fc(x), torch.zeros(len(images), dtype=torch.long))
+        return F.cross_entropy(self.fc(x), torch.zeros(len(images), dtype=torch.long, device=images.device))
 
 
-SETS: Dict[str, Tuple[Callable[[], nn.Module], Callable[[], torch.Tensor]]] = {
-    "GPT-2 small": (GPT2Small, lambda: torch.randint(0, 50257, (1, 64))),
-    "ResNet-50": (ResNet50, lambda: torch.randn(8, 3, 112, 112)),
+SETS: Dict[str, Tuple[Callable[[], nn.Module], Callable[[torch.device], torch.Tensor]]] = {
+    "GPT-2 small": (GPT2Small, lambda d: torch.randint(0, 50257, (1, 64), device=d)),
+    "ResNet-50": (ResNet50, lambda d: torch.randn(8, 3, 112, 112, device=d)),
 }
 
 # ---------------------------------------------------------------- timing
 
 
-def interleaved(fns: Dict[str, Callable[[], object]], repeat: int) -> Dict[str, List[float]]:
-    """Wall times of each function in seconds, over ``repeat`` rounds in which they take turns.
-
-    Within a round the functions see the same background load, so ratios between them are
-    taken round by round (see ``paired_ratio``); this matters on a shared machine.
-    """
+def interleaved(fns: Dict[str, Callable[[], object]], repeat: int, sync: Callable[[], None]) -> Dict[str, List[float]]:
+    """Wall times of each function in seconds, over ``repeat`` rounds in which they take turns."""
     for fn in fns.values():
         fn()
     times: Dict[str, List[float]] = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
+            sync()
             start = time.perf_counter()
             fn()
+            sync()
             times[name].append(time.perf_counter() - start)
     return times
 
@@ -166,27 +154,6 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.
     optimizer.step()
 
 
-def median_errors(model: nn.Module, optimizer: torch.optim.Adam) -> Tuple[float, float]:
-    """Largest rank error and relative error of the sampled median over every tensor's state.
-
-    Rank error: |rank - 0.5| of the estimate among all of ``exp_avg_sq``'s elements. Relative
-    error: of the effective decay ``lr * wd / (sqrt(v_hat) + eps)`` against the exact median.
-    """
-    worst_rank = worst_value = 0.0
-    for group in optimizer.param_groups:
-        beta2, eps = group["betas"][1], group["eps"]
-        for p in group["params"]:
-            state = optimizer.state[p]
-            v = state["exp_avg_sq"].flatten()
-            estimate, exact = torch.nanmedian(sample(state["exp_avg_sq"])), v.median()
-            rank = ((v < estimate).double().mean() + (v <= estimate).double().mean()).item() / 2
-            bias = 1 - beta2 ** float(state["step"])
-            term = [1 / ((m / bias).sqrt() + eps) for m in (estimate.double(), exact.double())]
-            worst_rank = max(worst_rank, abs(rank - 0.5))
-            worst_value = max(worst_value, abs(term[0] / term[1] - 1).item())
-    return worst_rank, worst_value
-
-
 def logging_step(model: nn.Module, optimizer: torch.optim.Optimizer, root: str) -> Tuple[Callable[[], None], Callable[[], None]]:
     """(one logging step, one non-logging step) of a WeightMonitor set up on a real Trainer."""
     trainer = L.Trainer(logger=CSVLogger(root), accelerator="cpu", devices=1, enable_progress_bar=False)
@@ -194,7 +161,7 @@ def logging_step(model: nn.Module, optimizer: torch.optim.Optimizer, root: str) 
     monitor = WeightMonitor(log_every_n_steps=50)
     monitor.setup(trainer, model)
 
-    def log() -> None:  # what a logging step does after the step counter check
+    def log() -> None:  # what a logging step does after the step check
         metrics = monitor.compute(trainer, model)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
@@ -209,151 +176,144 @@ def per_call(fn: Callable[[], None], calls: int = 20000) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def measure_set(name: str, repeat: int, root: str) -> Dict[str, float]:
+def host_syncs(fn: Callable[[], None]) -> int:
+    """Synchronising CUDA calls made by ``fn``, as counted by torch's sync debug mode."""
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message).lower() for w in caught)
+
+
+def measure_set(name: str, repeat: int, root: str, device: torch.device) -> Dict[str, float]:
     make_model, make_batch = SETS[name]
     torch.manual_seed(0)
-    model, batch = make_model(), make_batch()
-    params = list(model.parameters())
-    tensors = [p.detach() for p in params]  # no autograd bookkeeping in the floors
-    numel = sum(p.numel() for p in params)
-    flat = torch.randn(numel)
+    model, batch = make_model().to(device), make_batch(device)
+    tensors = [p.detach() for p in model.parameters()]
     optimizers = {
         "adamw": torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4),
-        "adam": torch.optim.Adam(param_groups(model, 1e-4), lr=1e-4),
+        "adam": torch.optim.Adam(param_groups(model, 1e-4), lr=1e-4),  # noqa: WD101 (coupled decay measured on purpose)
         "adam_all": torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4),  # noqa: WD101 WD210 (the worst case, on purpose)
     }
     fns: Dict[str, Callable[[], object]] = {
-        "floor": lambda: torch.linalg.vector_norm(flat),
-        "floor_sum": lambda: flat.sum(),
-        "in_place": lambda: [p.sum() for p in tensors],
-        "in_place_foreach": lambda: torch._foreach_norm(tensors, 1),
-        "foreach": lambda: torch._foreach_norm(tensors),
-        "naive": lambda: [p.norm().item() for p in params],
+        "read_sum": lambda: [p.sum() for p in tensors],
+        "read_foreach": lambda: torch._foreach_norm(tensors, 1),
     }
     idle = {}
     for label, optimizer in optimizers.items():
         train_step(model, optimizer, batch)  # real state, with real structure
         fns[f"log_{label}"], idle[label] = logging_step(model, optimizer, root)
-    coupled = optimizers["adam"]
-    states = [coupled.state[p]["exp_avg_sq"] for g in coupled.param_groups if g["weight_decay"] for p in g["params"]]
-    fns["sample"] = SampleGather(states, [Piece()] * len(states), torch.device("cpu")).run
-    times = interleaved(fns, repeat)
-    # The floor is the faster flat pass of the two; each ratio is taken against it round by round.
-    base = "floor" if statistics.median(times["floor"]) <= statistics.median(times["floor_sum"]) else "floor_sum"
-    out = {name: paired_ratio(times, name, base) for name in fns}
-    out["floor_ms"] = statistics.median(times[base]) * 1e3
-    here = min(("in_place", "in_place_foreach"), key=lambda n: statistics.median(times[n]))
-    out.update({f"{name}@in_place": paired_ratio(times, name, here) for name in fns})
-    out["in_place_ms"] = statistics.median(times[here]) * 1e3
-    out["train"] = min(interleaved({"train": lambda: train_step(model, optimizers["adamw"], batch)}, 2)["train"]) / (out["floor_ms"] / 1e3)
-    out["idle"] = max(per_call(fn) for fn in idle.values())
-    out["rank_error"], out["value_error"] = median_errors(model, optimizers["adam_all"])
-    out.update(tensors=len(params), params_m=numel / 1e6)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times = interleaved(fns, repeat, sync)
+    base = min(("read_sum", "read_foreach"), key=lambda n: statistics.median(times[n]))
+    out = {n: paired_ratio(times, n, base) for n in fns}
+    out["read_ms"] = statistics.median(times[base]) * 1e3
+    out["idle_us"] = max(per_call(fn) for fn in idle.values()) * 1e6
+    if device.type == "cuda":
+        out["syncs"] = max(host_syncs(fns[f"log_{label}"]) for label in optimizers)
+    out.update(tensors=len(tensors), params_m=sum(p.numel() for p in tensors) / 1e6)
     return out
 
 
-# ---------------------------------------------------------------- log_dict vs log_metrics
+# ---------------------------------------------------------------- a whole fit
 
 
-KEYS = {f"weight_norm/layer_{i}": float(i) for i in range(300)}
+class FitModule(L.LightningModule):
+    """ResNet-50 on small random images, AdamW with decay and no-decay groups."""
 
-
-class ManyKeys(L.LightningModule):
-    """A tiny regressor that logs 300 keys every step through ``log_dict``, or nothing."""
-
-    def __init__(self, log_dict: bool) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.layer = nn.Linear(8, 1)
-        self.use_log_dict = log_dict
+        self.model = ResNet50()
 
     def training_step(self, batch, batch_idx):
-        if self.use_log_dict:
-            self.log_dict(KEYS)
-        return self.layer(batch[0]).pow(2).mean()
+        return self.model(batch[0])
 
     def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=1e-3)
+        return torch.optim.AdamW(param_groups(self.model, 0.05), lr=1e-4)
 
 
-def fit_seconds(log_dict: bool, steps: int, root: str) -> float:
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(steps * 4, 8)), batch_size=4)
+def fit_seconds(with_guard: bool, steps: int, root: str, device: torch.device) -> float:
+    torch.manual_seed(0)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(steps * 2, 3, 64, 64)), batch_size=2)
     trainer = L.Trainer(
         default_root_dir=root,
-        logger=CSVLogger(root, name=f"log_dict_{log_dict}"),
+        logger=CSVLogger(root, name=f"fit_{with_guard}"),
+        callbacks=[WeightDecayGuard(dataflow=False)] if with_guard else [],
         max_steps=steps,
-        accelerator="cpu",
+        accelerator="gpu" if device.type == "cuda" else "cpu",
         devices=1,
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
     )
+    module = FitModule()
     start = time.perf_counter()
-    trainer.fit(ManyKeys(log_dict), data)
+    trainer.fit(module, data)
     return time.perf_counter() - start
 
 
-def logging_costs(steps: int, repeat: int, root: str) -> Dict[str, float]:
-    """Seconds per training step added by ``log_dict`` (300 keys), and per ``log_metrics`` call."""
-    added = (fit_seconds(True, steps, root) - fit_seconds(False, steps, root)) / steps
-    logger = CSVLogger(root, name="direct")
-    call = statistics.median(interleaved({"log_metrics": lambda: logger.log_metrics(KEYS, step=0)}, repeat)["log_metrics"])
-    return {"log_dict": added, "log_metrics": call}
+def fit_overhead(steps: int, rounds: int, root: str, device: torch.device) -> Tuple[float, List[float]]:
+    """Median over rounds of (fit with the guard) / (fit without it) - 1, and every round's value."""
+    fit_seconds(True, 3, root, device)  # warm up
+    ratios = []
+    for _ in range(rounds):
+        without = fit_seconds(False, steps, root, device)
+        with_guard = fit_seconds(True, steps, root, device)
+        ratios.append(with_guard / without - 1)
+    return statistics.median(ratios), ratios
 
 
 # ---------------------------------------------------------------- report
 
 
-def _both(name: str) -> Callable[[Dict[str, float]], str]:
-    """A cell with the ratio to the flat floor, then to the in-place read."""
-    return lambda s: f"{s[name]:.2f}x, {s[name + '@in_place']:.2f}x"
-
-
-def report(sets: Dict[str, Dict[str, float]], fits: Dict[str, float]) -> None:
+def report(sets: Dict[str, Dict[str, float]], fit: Tuple[float, List[float]], fit_steps: int) -> None:
     names = list(sets)
     rows = [
         ("parameter tensors", lambda s: f"{s['tensors']:.0f}"),
         ("parameters (millions)", lambda s: f"{s['params_m']:.1f}"),
-        ("read floor: flat buffer, params in place, ms", lambda s: f"{s['floor_ms']:.1f}, {s['in_place_ms']:.1f}"),
-        ("naive p.norm().item() loop / floors", _both("naive")),
-        ("torch._foreach_norm alone / floors", _both("foreach")),
-        ("logging step, AdamW / floors", _both("log_adamw")),
-        ("logging step, Adam (coupled) / floors", _both("log_adam")),
-        ("  of which the state sample read alone / floors", _both("sample")),
-        ("  same, decay on every tensor / floors", _both("log_adam_all")),
-        ("non-logging step, us", lambda s: f"{s['idle'] * 1e6:.2f}"),
-        ("training step / floor", lambda s: f"{s['train']:.0f}x"),
-        ("fit overhead, 1 log per 50 steps", lambda s: f"{(s['log_adam_all'] / 50 + s['idle'] * 1e3 / s['floor_ms']) / s['train'] * 100:.3f}%"),
-        ("sampled median: max rank error", lambda s: f"{s['rank_error']:.3f}"),
-        ("  max relative error of the decay", lambda s: f"{s['value_error'] * 100:.1f}%"),
+        ("one read of the parameters, ms", lambda s: f"{s['read_ms']:.2f}"),
+        ("logging step, AdamW / read", lambda s: f"{s['log_adamw']:.2f}x"),
+        ("logging step, Adam (coupled) / read", lambda s: f"{s['log_adam']:.2f}x"),
+        ("  same, decay on every tensor / read", lambda s: f"{s['log_adam_all']:.2f}x"),
+        ("non-logging step, us", lambda s: f"{s['idle_us']:.2f}"),
     ]
+    if "syncs" in sets[names[0]]:
+        rows.append(("host synchronisations per logging step", lambda s: f"{s['syncs']:.0f}"))
     width = max(len(r[0]) for r in rows) + 2
-    print(f"{'':<{width}}" + "".join(f"{n:>18}" for n in names))
+    print(f"{'':<{width}}" + "".join(f"{n:>16}" for n in names))
     for label, cell in rows:
-        print(f"{label:<{width}}" + "".join(f"{cell(sets[n]):>18}" for n in names))
-    print()
-    print("Logging 300 keys (tiny model, CSVLogger):")
-    print(f"  LightningModule.log_dict, added to every training step   {fits['log_dict'] * 1e3:9.3f} ms")
-    print(f"  logger.log_metrics, one call on a logging step           {fits['log_metrics'] * 1e3:9.3f} ms")
-    print(f"  ratio                                                    {fits['log_dict'] / fits['log_metrics']:9.0f}x")
+        print(f"{label:<{width}}" + "".join(f"{cell(sets[n]):>16}" for n in names))
+    median, every = fit
+    print(f"whole fit, ResNet-50, {fit_steps} steps, guard vs none: {median * 100:+.2f}% "
+          f"(rounds: {', '.join(f'{r * 100:+.2f}%' for r in every)})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--threads", type=int, nargs="*", default=[1, 2], help="torch thread counts to run in turn (CPU)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--fit-steps", type=int, default=150, help="optimizer steps of each whole fit")
+    parser.add_argument("--fit-rounds", type=int, default=3, help="fits with and without the guard, taking turns")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.ERROR)  # configured: the guard leaves its summary to it
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    device = torch.device(args.device)
     repeat = 5 if args.quick else 15
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, GPU: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
-    with tempfile.TemporaryDirectory() as root:
-        sets = {name: measure_set(name, repeat, root) for name in SETS}
-        steps = 10 if args.quick else 30
-        fits = logging_costs(steps, repeat, root)
-    report(sets, fits)
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+    for threads in args.threads if device.type == "cpu" else [torch.get_num_threads()]:
+        torch.set_num_threads(threads)
+        print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads, device {device}, GPU: {gpu}")
+        with tempfile.TemporaryDirectory() as root:
+            sets = {name: measure_set(name, repeat, root, device) for name in SETS}
+            fit = fit_overhead(args.fit_steps, 1 if args.quick else args.fit_rounds, root, device)
+        report(sets, fit, args.fit_steps)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def __getattr__(name: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("torch", "lightning", "torchmetrics", "numpy"):
+        if exc.name and exc.name.split(".")[0] in ("torch", "lightning", "torchmetrics"):
             raise ImportError(
                 f"wd_guard.{name} needs {exc.name!r}, which is not installed: {_EXTRA_HINT}"
             ) from exc

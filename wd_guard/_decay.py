@@ -25,13 +25,11 @@ radam         ``lr * wd * rect_t * sqrt(1 - beta2**t) / (sqrt(v) + eps)`` once t
 ============  ==========================================================================
 
 Every element-wise term is decreasing in one per-element quantity ``x`` (``v``, ``u``, ...),
-so the median of the term is the term at the median of ``x``: the median is taken over ``x``.
-Every ``x`` is at least zero (a second moment, a sum of squares, an infinity norm, a ratio of
-them); ``_medians.lower_medians`` selects on that.
-
-The state samples and ``combine`` stay torch tensors where the state lives; the formulas run
-on the host, on float64 numpy columns with one entry per parameter, with IEEE results and no
-warnings (as in torch: a zero denominator gives inf, a row without state NaN).
+so the median of the term is the term at the median of ``x``: the median is taken over ``x``,
+where the state lives. The formulas then run on float64 CPU tensors with one entry per
+parameter (a few hundred numbers), with IEEE results: a zero denominator gives inf, a
+parameter without state NaN. :func:`decay_per_step` is the same steady state from the
+hyperparameters alone, for the audit's WD301 and WD302.
 """
 
 from __future__ import annotations
@@ -39,16 +37,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import numpy
 import torch
 from torch import Tensor
 
-from wd_guard._norms import host_view
+from wd_guard._norms import result_dtype
 from wd_guard.optimizers import DecayKind, OptimizerFact, group_kind
 
 NAN = float("nan")
 
-Cols = Dict[str, numpy.ndarray]
+Cols = Dict[str, Tensor]
 GroupColumn = Callable[[Mapping[str, Any]], Any]
 
 
@@ -76,47 +73,47 @@ class Family:
 
     name: str
     group_cols: Mapping[str, GroupColumn]
-    rate: Callable[[Cols], numpy.ndarray]
+    rate: Callable[[Cols], Tensor]
     state_cols: Tuple[Tuple[str, str, Optional[str]], ...] = ()
     states: Tuple[str, ...] = ()
-    combine: Optional[Callable[[List[Tensor], Mapping[str, Any]], Tensor]] = None
+    combine: Optional[Callable[[List[Tensor], Cols], Tensor]] = None
 
 
-def _decoupled(c: Cols) -> numpy.ndarray:
+def _decoupled(c: Cols) -> Tensor:
     return c["lr"] * c["wd"]
 
 
-def _sgd(c: Cols) -> numpy.ndarray:
+def _sgd(c: Cols) -> Tensor:
     mom, damp = c["momentum"], c["dampening"]
     plain = (1 - damp) / (1 - mom)
     nesterov = 1 + mom * (1 - damp) / (1 - mom)
-    steady = numpy.where(c["nesterov"] > 0, nesterov, plain)
-    return c["lr"] * c["wd"] * numpy.where(mom == 0, 1.0, steady)
+    steady = torch.where(c["nesterov"] > 0, nesterov, plain)
+    return c["lr"] * c["wd"] * torch.where(mom == 0, 1.0, steady)
 
 
-def _adam(c: Cols) -> numpy.ndarray:
+def _adam(c: Cols) -> Tensor:
     v_hat = c["x"] / (1 - c["beta2"] ** c["step"])
-    return c["lr"] * c["wd"] / (numpy.sqrt(v_hat) + c["eps"])
+    return c["lr"] * c["wd"] / (v_hat.sqrt() + c["eps"])
 
 
-def _adamax(c: Cols) -> numpy.ndarray:
+def _adamax(c: Cols) -> Tensor:
     return c["lr"] * c["wd"] / c["x"]
 
 
-def _rmsprop(c: Cols) -> numpy.ndarray:
-    return c["lr"] * c["wd"] / ((numpy.sqrt(c["x"]) + c["eps"]) * (1 - c["momentum"]))
+def _rmsprop(c: Cols) -> Tensor:
+    return c["lr"] * c["wd"] / ((c["x"].sqrt() + c["eps"]) * (1 - c["momentum"]))
 
 
-def _adagrad(c: Cols) -> numpy.ndarray:
+def _adagrad(c: Cols) -> Tensor:
     clr = c["lr"] / (1 + (c["step"] - 1) * c["lr_decay"])
-    return clr * c["wd"] / (numpy.sqrt(c["x"]) + c["eps"])
+    return clr * c["wd"] / (c["x"].sqrt() + c["eps"])
 
 
-def _adadelta(c: Cols) -> numpy.ndarray:
-    return c["lr"] * c["wd"] / numpy.sqrt(c["x"])
+def _adadelta(c: Cols) -> Tensor:
+    return c["lr"] * c["wd"] / c["x"].sqrt()
 
 
-def _nadam(c: Cols) -> numpy.ndarray:
+def _nadam(c: Cols) -> Tensor:
     beta1, t, prod = c["beta1"], c["step"], c["mu_product"]
     mu = beta1 * (1 - 0.5 * 0.96 ** (t * c["momentum_decay"]))
     mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * c["momentum_decay"]))
@@ -124,30 +121,38 @@ def _nadam(c: Cols) -> numpy.ndarray:
     return _adam(c) * weight
 
 
-def _radam(c: Cols) -> numpy.ndarray:
+def _radam(c: Cols) -> Tensor:
     beta2, t = c["beta2"], c["step"]
     bias2 = 1 - beta2**t
     rho_inf = 2 / (1 - beta2) - 1
     rho_t = rho_inf - 2 * t * beta2**t / bias2
-    rect = numpy.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-    adaptive = c["lr"] * c["wd"] * rect * numpy.sqrt(bias2) / (numpy.sqrt(c["x"]) + c["eps"])
-    return numpy.where(rho_t > 5, adaptive, c["lr"] * c["wd"])
+    rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)).sqrt()
+    adaptive = c["lr"] * c["wd"] * rect * bias2.sqrt() / (c["x"].sqrt() + c["eps"])
+    return torch.where(rho_t > 5, adaptive, c["lr"] * c["wd"])
 
 
-def _centered(samples: List[Tensor], c: Mapping[str, Any]) -> Tensor:
+def _centered(samples: List[Tensor], c: Cols) -> Tensor:
     square_avg, grad_avg = samples
     # A variance: rounding can leave it just below zero, where torch's own update takes the
-    # square root of a negative number. Clamped, it keeps ``x`` at least zero (see above).
+    # square root of a negative number. Clamped, it keeps ``x`` at least zero.
     return (square_avg - grad_avg * grad_avg).clamp_min_(0.0)
 
 
-def _adadelta_ratio(samples: List[Tensor], c: Mapping[str, Any]) -> Tensor:
+def _adadelta_ratio(samples: List[Tensor], c: Cols) -> Tensor:
     square_avg, acc_delta = samples
-    eps = torch.as_tensor(c["eps"], dtype=square_avg.dtype, device=square_avg.device).unsqueeze(1)
+    eps = _per_row(c["eps"], square_avg)
     return (square_avg + eps) / (acc_delta + eps)
 
 
+def _per_row(col: Tensor, like: Tensor) -> Any:
+    """A host column as a number when all rows agree (no transfer), else as a column on ``like``'s device."""
+    if bool((col == col[0]).all()):
+        return float(col[0])
+    return col.to(device=like.device, dtype=like.dtype).unsqueeze(1)
+
+
 _STEP = (("step", "step", None),)
+_RMS_COLS = {**_LR_WD, "eps": _key("eps"), "momentum": _key("momentum")}
 
 FAMILIES: Dict[str, Family] = {
     family.name: family
@@ -162,15 +167,8 @@ FAMILIES: Dict[str, Family] = {
         Family("adam", _ADAM_COLS, _adam, _STEP, ("exp_avg_sq",)),
         Family("adam-amsgrad", _ADAM_COLS, _adam, _STEP, ("max_exp_avg_sq",)),
         Family("adamax", _LR_WD, _adamax, (), ("exp_inf",)),
-        Family("rmsprop", {**_LR_WD, "eps": _key("eps"), "momentum": _key("momentum")}, _rmsprop, (), ("square_avg",)),
-        Family(
-            "rmsprop-centered",
-            {**_LR_WD, "eps": _key("eps"), "momentum": _key("momentum")},
-            _rmsprop,
-            (),
-            ("square_avg", "grad_avg"),
-            _centered,
-        ),
+        Family("rmsprop", _RMS_COLS, _rmsprop, (), ("square_avg",)),
+        Family("rmsprop-centered", _RMS_COLS, _rmsprop, (), ("square_avg", "grad_avg"), _centered),
         Family("adagrad", {**_LR_WD, "eps": _key("eps"), "lr_decay": _key("lr_decay")}, _adagrad, _STEP, ("sum",)),
         Family("adadelta", {**_LR_WD, "eps": _key("eps")}, _adadelta, (), ("square_avg", "acc_delta"), _adadelta_ratio),
         Family(
@@ -203,85 +201,53 @@ def family_for(fact: Optional[OptimizerFact], group: Mapping[str, Any], optimize
         return "decoupled"
     if fact.mechanics not in COUPLED:
         return None
-    return _variant(fact.mechanics, group)
-
-
-def _variant(mechanics: str, group: Mapping[str, Any]) -> str:
-    if mechanics == "adam" and group.get("amsgrad"):
+    if fact.mechanics == "adam" and group.get("amsgrad"):
         return "adam-amsgrad"
-    if mechanics == "rmsprop" and group.get("centered"):
+    if fact.mechanics == "rmsprop" and group.get("centered"):
         return "rmsprop-centered"
-    return mechanics
+    return fact.mechanics
 
 
-def stack_scalars(values: Sequence[Any], device: torch.device, dtype: torch.dtype) -> Tensor:
-    """Numbers, None (read as NaN) and 0-d tensors as one vector on ``device``."""
-    tensors = sum(isinstance(v, Tensor) for v in values)
+def decay_per_step(fact: Optional[OptimizerFact], group: Mapping[str, Any], optimizer: object = None, *, lr: Any = None) -> Optional[float]:
+    """The steady-state fraction of a weight that decay removes per step, from hyperparameters alone.
+
+    The formula of ``effective_decay`` with the group's values (``lr`` when given, else the
+    group's ``lr``): ``lr * wd`` for decoupled decay, momentum included for SGD. 0.0 for a
+    group that does not decay; None where the rate depends on the optimizer's state (coupled
+    decay in an adaptive optimizer) or the optimizer is unknown.
+    """
+    name = family_for(fact, group, optimizer)
+    if name == ZERO:
+        return 0.0
+    family = FAMILIES.get(name) if name else None
+    if family is None or family.states:
+        return None
+    values = {**group, "lr": group.get("lr") if lr is None else lr}
+    cols = {col: read(values) for col, read in family.group_cols.items()}
+    cols.update({col: values.get(fallback) for col, _, fallback in family.state_cols if fallback})
+    return float(family.rate({col: stack_scalars([value]).cpu() for col, value in cols.items()})[0])
+
+
+def stack_scalars(values: Sequence[Any]) -> Tensor:
+    """Numbers, None (read as NaN) and 0-d tensors as one vector where the tensors live (numbers: CPU float64)."""
+    tensors = [v for v in values if isinstance(v, Tensor)]
     if not tensors:
-        return torch.tensor([NAN if v is None else float(v) for v in values], dtype=dtype, device=device)
-    if tensors == len(values):
-        try:  # step counts: one stack where they live, one copy to ``device`` (no host round trip)
-            return torch.stack(values).reshape(-1).to(device=device, dtype=dtype)
-        except RuntimeError:  # on several devices, or of several shapes
-            pass
+        return torch.tensor([NAN if v is None else float(v) for v in values], dtype=torch.float64)
+    device = tensors[0].device
+    dtype = result_dtype(device)
+    if len(tensors) == len(values) and all(t.device == device and t.dim() == 0 for t in tensors):
+        return torch.stack(values).reshape(-1).to(dtype)  # step counts: one stack where they live
     return torch.stack([torch.as_tensor(NAN if v is None else v, dtype=dtype, device=device).reshape(()) for v in values])
 
 
-def group_columns(family: Family, groups: Sequence[Mapping[str, Any]], device: torch.device, dtype: torch.dtype) -> Tuple[Cols, Dict[str, Tensor]]:
-    """The family's group hyperparameters, one entry per group.
-
-    Plain numbers, the usual case, come back as float64 numpy columns (None reads as NaN); a
-    column that some group holds as a tensor (a tensor ``lr``) stays on ``device``, to be read
-    with the other device values in one transfer.
-    """
-    host: Cols = {}
-    on_device: Dict[str, Tensor] = {}
-    for name, read in family.group_cols.items():
-        values = [read(g) for g in groups]
-        if any(isinstance(v, Tensor) for v in values):
-            on_device[name] = stack_scalars(values, device, dtype)
-        else:
-            host[name] = numpy.array([NAN if v is None else float(v) for v in values])
-    return host, on_device
+def group_columns(family: Family, groups: Sequence[Mapping[str, Any]]) -> Cols:
+    """The family's group hyperparameters, one entry per group (a tensor ``lr`` stays where it lives)."""
+    return {name: stack_scalars([read(g) for g in groups]) for name, read in family.group_cols.items()}
 
 
-def state_values(family: Family, rows: Sequence[Tuple[Mapping[str, Any], Optional[Mapping[str, Any]]]]) -> Dict[str, List[Any]]:
-    """The family's per-parameter state scalars (step counts, ...), None where there is no state yet."""
-    return {name: [_state_value(state, key, group, fallback) for group, state in rows] for name, key, fallback in family.state_cols}
-
-
-class HostScalars:
-    """One state scalar of many parameters (their step counts), read as a float64 numpy column.
-
-    Optimizers keep step counts in 0-d CPU tensors. Each is read through a numpy view made
-    once, and the column is one ``numpy.array`` call; ``torch.stack`` costs a dispatch per
-    tensor, about four times as long right after the norm pass. The views are made again
-    when a value changes identity (first steps, a restored checkpoint). Values on a device
-    give None: they are read with the other device values, in the one transfer.
-    """
-
-    def __init__(self) -> None:
-        self._values: List[Any] = []
-        self._views: Optional[List[Any]] = None
-
-    def read(self, values: Sequence[Any]) -> Optional[numpy.ndarray]:
-        """``values`` (0-d CPU tensors, numbers, None for NaN) as a column, or None."""
-        if len(values) != len(self._values) or any(a is not b for a, b in zip(values, self._values)):
-            self._values, self._views = list(values), _host_views(values)
-        return None if self._views is None else numpy.array(self._views, dtype=numpy.float64)
-
-
-def _host_views(values: Sequence[Any]) -> Optional[List[Any]]:
-    views = []
-    for value in values:
-        if isinstance(value, Tensor):
-            view = host_view(value) if value.numel() == 1 else None
-            if view is None:
-                return None
-            views.append(view.reshape(()))
-        else:
-            views.append(NAN if value is None else float(value))
-    return views
+def state_columns(family: Family, rows: Sequence[Tuple[Mapping[str, Any], Optional[Mapping[str, Any]]]]) -> Cols:
+    """The family's per-parameter state scalars (step counts, ...), NaN where there is no state yet."""
+    return {name: stack_scalars([_state_value(state, key, group, fallback) for group, state in rows]) for name, key, fallback in family.state_cols}
 
 
 def _state_value(state: Optional[Mapping[str, Any]], key: str, group: Mapping[str, Any], fallback: Optional[str]) -> Any:

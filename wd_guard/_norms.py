@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy
 import torch
 from torch import Tensor
 
@@ -28,11 +27,6 @@ except ImportError:  # pragma: no cover - old torch or a build without distribut
 
 #: Elements sampled per tensor for the median of the optimizer state (see ``sample_index``).
 SAMPLE_SIZE = 1024
-
-# CPU tensors up to this many elements take numpy's dot: a call costs about 2 us against
-# torch's 4, and up to here one thread reads them as fast as torch's two (measured, warm and
-# cold). Most tensors of a model are this small (biases, norms), and their count sets the cost.
-_NUMPY_DOT_MAX = 16384
 
 Groups = Tuple[object, ...]  # process groups a piece is reduced over, in a fixed order
 
@@ -79,115 +73,42 @@ def dtensor_piece(param: Tensor) -> Optional[Piece]:
     return Piece(kind="dtensor", groups=tuple(groups))
 
 
-def squared_norms(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
-    """Squared 2-norms of ``tensors`` as one float64 vector on ``device``; one pass over the data.
+def result_dtype(device: torch.device) -> torch.dtype:
+    """float64 for the per-parameter results, except on MPS, which has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
-    Float32 and float64 tensors on the CPU take a BLAS dot of the tensor with itself
-    (``torch.dot``, or numpy's for small tensors, where the call costs more than the read): the
-    BLAS dot runs on every torch thread and keeps partial sums in several lanes, where the CPU
-    ``torch._foreach_norm`` loops over single-threaded norm kernels with one float32 running sum
-    (measured on 40M elements: relative error 9e-5 against 6e-3). Every other tensor, and every
-    tensor on an accelerator, goes through one ``torch._foreach_norm`` per (device, dtype)
-    bucket: the fused multi-tensor kernel.
+
+def squared_norms(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
+    """Squared 2-norms of ``tensors`` as one vector on ``device`` (float64 where it exists).
+
+    Tensors on an accelerator go through ``torch._foreach_norm``, one fused kernel per
+    (device, dtype) bucket. On the CPU each tensor takes one norm per row (per slice along
+    its first dimension) and the row norms are combined in float64: torch's CPU norm keeps
+    one float32 running sum per vector lane over the whole tensor, 6.5e-4 off on 16M
+    elements, where sums over rows stay short (3e-10 off) at the same speed. Low-precision
+    tensors are accumulated in float32.
     """
     buckets: Dict[Tuple[torch.device, torch.dtype], List[int]] = {}
     for index, tensor in enumerate(tensors):
         buckets.setdefault((tensor.device, tensor.dtype), []).append(index)
     if len(buckets) == 1:
-        return _bucket_squares(tensors, device)
-    out = torch.empty(len(tensors), dtype=torch.float64, device=device)
+        return _bucket_squares(tensors).to(device=device, dtype=result_dtype(device))
+    out = torch.empty(len(tensors), dtype=result_dtype(device), device=device)
     for indices in buckets.values():
-        squares = _bucket_squares([tensors[i] for i in indices], device)
-        out.index_copy_(0, torch.tensor(indices, device=device), squares)
+        squares = _bucket_squares([tensors[i] for i in indices])
+        out[indices] = squares.to(device=device, dtype=out.dtype)
     return out
 
 
-def _bucket_squares(tensors: Sequence[Tensor], device: torch.device) -> Tensor:
+def _bucket_squares(tensors: Sequence[Tensor]) -> Tensor:
     """Squared norms of tensors that share one device and one dtype."""
-    if _takes_dot(tensors[0]):
-        return _Dots([dense_flat(tensor) for tensor in tensors]).squares().to(device)
-    squares = torch.stack(torch._foreach_norm(list(tensors), 2, dtype=torch.float32)).square_()
-    return squares.to(device=device, dtype=torch.float64)
-
-
-def host_view(tensor: Tensor) -> Optional[numpy.ndarray]:
-    """A numpy view of ``tensor``'s memory, or None where numpy cannot read it as torch does.
-
-    Only plain CPU tensors of a dtype numpy has qualify: a tensor subclass's storage need not
-    hold its values, and a device tensor would need a transfer.
-    """
-    if type(tensor) is not Tensor or tensor.device.type != "cpu":
-        return None
-    try:
-        return tensor.detach().numpy()
-    except (TypeError, RuntimeError):  # bfloat16, conjugate or negative views
-        return None
-
-
-class _Dots:
-    """1-D CPU tensors, each squared by the dot that does it fastest: numpy's while it is small.
-
-    A numpy call costs a third to a half of a torch call, and a model's small tensors (biases,
-    norms) outnumber its large ones; large tensors take ``torch.dot``, which reads them on
-    every torch thread.
-    """
-
-    def __init__(self, flats: Sequence[Tensor]) -> None:
-        views = [host_view(flat) if flat.numel() <= _NUMPY_DOT_MAX else None for flat in flats]
-        small = [i for i, view in enumerate(views) if view is not None]
-        large = [i for i, view in enumerate(views) if view is None]
-        self.count = len(flats)
-        self.small = [views[i] for i in small]
-        self.small_at = numpy.asarray(small, dtype=numpy.intp)
-        self.large = [flats[i] for i in large]
-        self.large_at = torch.tensor(large, dtype=torch.long)
-
-    def squares(self) -> Tensor:
-        """The squared norms, as one float64 CPU tensor."""
-        out = numpy.empty(self.count)
-        out[self.small_at] = [numpy.dot(a, a) for a in self.small]
-        squares = torch.from_numpy(out)
-        if self.large:
-            squares.index_copy_(0, self.large_at, torch.stack([torch.dot(f, f) for f in self.large]).to(torch.float64))
-        return squares
-
-
-class NormPass:
-    """:func:`squared_norms` over the same tensors at every logging step, with the views kept.
-
-    Making each CPU tensor's 1-D view for the dot costs a few microseconds, about 5% of a
-    ResNet-50 logging step. The views are made again when a tensor's address or element count
-    changes (a parameter moved, cast or re-assigned through ``.data``). A kept view holds its
-    memory, so no other tensor can take that address while the view is kept.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self._marks: List[Tuple[int, int]] = []
-        self._dots: Optional[_Dots] = None
-
-    def __call__(self, tensors: Sequence[Tensor]) -> Tensor:
-        """Squared norms of ``tensors`` as one float64 vector on the pass's device."""
-        if not tensors or not _takes_dot(tensors[0]):  # nothing to keep (and no addresses to read)
-            return squared_norms(tensors, self.device)
-        marks = [(tensor.data_ptr(), tensor.numel()) for tensor in tensors]
-        if marks != self._marks:
-            self._marks, self._dots = marks, _dot_views(tensors)
-        if self._dots is None:
-            return squared_norms(tensors, self.device)
-        return self._dots.squares()
-
-
-def _takes_dot(tensor: Tensor) -> bool:
-    """Whether the norm of ``tensor`` comes from a BLAS dot (see :func:`squared_norms`)."""
-    return tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
-
-
-def _dot_views(tensors: Sequence[Tensor]) -> Optional[_Dots]:
-    """Flat views for the dot path, or None when some tensor takes another path (or a copy)."""
-    if not all(_takes_dot(tensor) and is_dense(tensor) for tensor in tensors):
-        return None
-    return _Dots([dense_flat(tensor) for tensor in tensors])
+    first = tensors[0]
+    wide = first.dtype if first.dtype in (torch.float32, torch.float64) else torch.float32
+    if first.device.type != "cpu":
+        norms = torch._foreach_norm(list(tensors), 2, dtype=None if wide == first.dtype else wide)
+        return torch.stack(norms).to(result_dtype(first.device)).square_()
+    rows = [torch.linalg.vector_norm(t, 2, dim=tuple(range(1, t.dim())) if t.dim() > 1 else None, dtype=wide) for t in tensors]
+    return torch.stack(torch._foreach_norm(rows, 2, dtype=torch.float64)).square_()
 
 
 def all_reduce_rows(values: Tensor, rows: Dict[Groups, Tensor], op: str = "sum") -> None:
@@ -221,16 +142,16 @@ def dense_flat(tensor: Tensor) -> Tensor:
     """A 1-D view of every element of ``tensor`` in memory order, without copying.
 
     Works for contiguous and channels-last (any dense, non-overlapping) layouts; other
-    layouts are copied (see ``is_dense``).
+    layouts are copied.
     """
     if tensor.is_contiguous():
         return tensor.view(-1)
-    if is_dense(tensor):
+    if _is_dense(tensor):
         return tensor.as_strided((tensor.numel(),), (1,), tensor.storage_offset())
     return tensor.reshape(-1)
 
 
-def is_dense(tensor: Tensor) -> bool:
+def _is_dense(tensor: Tensor) -> bool:
     """Whether ``tensor`` covers a contiguous block of memory in some dimension order."""
     expected = 1
     for size, stride in sorted(zip(tensor.shape, tensor.stride()), key=lambda pair: pair[1]):

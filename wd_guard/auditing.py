@@ -16,6 +16,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 import torch
 from torch import nn
 
+from wd_guard._decay import decay_per_step
 from wd_guard.catalogue import get_rule
 from wd_guard.classify import ParamInfo, Role, classify
 from wd_guard.dataflow import scale_invariant_weights
@@ -33,8 +34,6 @@ _ROLE_CODES: Mapping[Role, str] = {
     Role.EMBEDDING: "WD203",
     Role.DECLARED: "WD203",
 }
-# lr * weight_decay is the per-step shrink only where decay is not divided by an adaptive term.
-_SHRINK_KINDS = (DecayKind.DECOUPLED, DecayKind.L2)
 
 
 @dataclass
@@ -56,6 +55,7 @@ class _Group:
     lr: float
     kind: DecayKind
     members: List[ParamInfo]
+    rate: Optional[float] = None  # steady-state decay per step; None where it depends on state
 
     def context(self, names: Sequence[str]) -> str:
         return (
@@ -100,8 +100,9 @@ def audit(
     ``initial_lr`` / ``max_lr`` that torch schedulers store in the group, held for the whole
     run. ``audit`` does not know the schedule, so this is an upper bound on ``sum(lr_t)`` for
     warm-up and decay schedules: WD301 fires only when decay is negligible even at that peak.
-    Both rules apply where ``lr * weight_decay`` is the per-step shrink (decoupled decay and
-    SGD-style L2), not to coupled decay in an adaptive optimizer (WD101 covers that).
+    Both rules judge the steady-state decay per step that ``effective_decay`` reports:
+    ``lr * weight_decay`` for decoupled decay and plain SGD, momentum included for SGD with
+    momentum; not coupled decay in an adaptive optimizer (WD101 covers that).
 
     What cannot be checked is never guessed. An optimizer missing from wd-guard's table gets
     no WD101, WD301 or WD302 (how it applies ``weight_decay`` is unknown), and tensors that
@@ -172,14 +173,16 @@ def _unwrap(opt: Any) -> Any:
 
 def _make_group(oi: int, opt: Any, fact: Optional[OptimizerFact], gi: int, raw: Mapping[str, Any], infos: Mapping[int, ParamInfo]) -> _Group:
     members = [infos[id(p)] for p in raw.get("params", ()) if id(p) in infos]
+    lr = max(_number(raw.get(key, 0.0)) for key in ("lr", "initial_lr", "max_lr"))
     return _Group(
         optimizer=oi,
         optimizer_name=type(opt).__name__,
         index=gi,
         weight_decay=_number(raw.get("weight_decay", 0.0)),
-        lr=max(_number(raw.get(key, 0.0)) for key in ("lr", "initial_lr", "max_lr")),
+        lr=lr,
         kind=group_kind(fact, raw, opt),
         members=[m for m in members if m.trainable],
+        rate=decay_per_step(fact, raw, opt, lr=lr),
     )
 
 
@@ -218,10 +221,10 @@ def _scale_invariant(group: _Group, feeders: Optional[Set[int]]) -> List[Finding
 
 
 def _amount_findings(group: _Group, total_steps: Optional[float]) -> List[Finding]:
-    if group.kind not in _SHRINK_KINDS:
+    if group.rate is None:  # coupled adaptive decay (WD101) or an unknown optimizer
         return []
     names = [m.name for m in group.members]
-    product = group.lr * group.weight_decay
+    product = group.rate  # the steady-state decay per step effective_decay reports, momentum included
     if product >= EXCESSIVE_PRODUCT:
         return [group.finding("WD302", names, product=f"{product:.3g}")]
     if total_steps is None or not math.isfinite(total_steps) or total_steps <= 0:

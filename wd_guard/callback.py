@@ -76,12 +76,14 @@ class WeightDecayGuard(Callback):
         >>> trainer = Trainer(callbacks=[WeightDecayGuard(ignore=["WD301"])])
 
     Logged metrics (with ``log_weights=True``, through every logger of the Trainer, on global
-    rank zero; see :class:`wd_guard.monitor.WeightMonitor` for the definitions):
+    rank zero, at the steps Lightning logs its own training metrics at; see
+    :class:`wd_guard.monitor.WeightMonitor` for the definitions):
 
-    - ``weight_norm/<name>`` and ``effective_decay/<name>`` for each parameter (each module
-      with ``log_per_module=True``);
+    - ``weight_norm/<name>`` for each parameter (each module with ``log_per_module=True``),
+      and ``effective_decay/<name>`` where it differs within a group (coupled adaptive decay);
     - ``weight_norm/group_<i>_<j>``, ``effective_decay/group_<i>_<j>`` for param group ``j``
-      of optimizer ``i``, and ``weight_norm/total``, ``effective_decay/total``.
+      of optimizer ``i`` (the decay for groups that decay), and ``weight_norm/total``,
+      ``effective_decay/total``, which also go to ``trainer.callback_metrics``.
     """
 
     def __init__(
@@ -195,6 +197,7 @@ class WeightDecayGuard(Callback):
         self._raise_if_strict(found)
 
     def _setup_monitor(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._weights.hint_switch = not any("WD101".startswith(prefix) for prefix in self.ignore)
         self._weights.setup(trainer, pl_module)
         self._monitor = self._weights
 

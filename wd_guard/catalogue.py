@@ -328,7 +328,7 @@ optimizer = torch.optim.AdamW(groups, lr=1e-4, weight_decay=0.05)
         name="excessive-decay",
         severity="error",
         where="both",
-        message="lr * weight_decay = {product} per step removes at least 10% of every decayed weight per step",
+        message="lr * weight_decay (momentum included) = {product} per step removes at least 10% of every decayed weight per step",
         fix="Lower weight_decay or lr so that lr * weight_decay is far below 0.1",
         explanation="""
 ## What it does

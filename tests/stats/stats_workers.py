@@ -166,7 +166,8 @@ def lightning_ddp_case(rank: int, out_dir: str) -> dict:
     fit.fit(module, loader(seed=rank))
     assert isinstance(fit.strategy, L.pytorch.strategies.DDPStrategy)
     calls = [c for c in logger.calls if any(k.startswith("weight_norm/") for k in c[1])]
-    return {"calls": calls, "final": weight_stats(module, fit.optimizers[0])}
+    total = fit.callback_metrics["weight_norm/total"].item()
+    return {"calls": calls, "final": weight_stats(module, fit.optimizers[0]), "callback_total": total}
 
 
 def all_cases(rank: int, world: int, port: int, out_dir: str) -> None:

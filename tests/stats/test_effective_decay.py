@@ -97,7 +97,7 @@ def test_asgd_uses_its_current_eta():
 @pytest.mark.parametrize("amsgrad", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 def test_adam_coupled(amsgrad, dtype):
-    # A float64 state is read by torch (the sample buffer is float32), a float32 one by numpy.
+    # A float64 state is converted into the float32 sample buffer, a float32 one selected into it.
     make = lambda p: torch.optim.Adam(p, lr=LR, betas=(0.8, 0.99), eps=1e-6, weight_decay=WD, amsgrad=amsgrad)  # noqa: E731
     model, optimizer = _trained(make, dtype=dtype)
 
@@ -286,7 +286,7 @@ def test_a_zero_denominator_is_inf_without_a_warning():
             param.zero_()
             optimizer.state[param]["exp_avg_sq"].zero_()
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the formulas and the sums run in numpy, which warns on x / 0
+        warnings.simplefilter("error")  # x / 0 is inf, as in torch's own update, not a warning
         stats = StatsPlan(model, [optimizer], totals=True).compute()
     assert stats["effective_decay/weight"] == math.inf
     # Every norm is zero, so the total is the plain mean rather than 0 / 0.

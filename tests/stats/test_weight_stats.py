@@ -65,8 +65,8 @@ def test_low_precision_norms_are_accumulated_in_float32():
 
 
 def test_large_float32_norm_is_close_to_the_float64_norm():
-    # One float32 running sum (torch._foreach_norm on the CPU) is 3e-5 off here; the CPU
-    # path keeps several partial sums and is about 1e-6 off.
+    # One float32 running sum per vector lane over the whole tensor (torch's CPU norm) is
+    # 3e-4 off here; norms per row, combined in float64, are about 1e-10 off.
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4096, 4096))
     with torch.no_grad():
@@ -74,22 +74,6 @@ def test_large_float32_norm_is_close_to_the_float64_norm():
     stats = weight_stats(model, torch.optim.AdamW(model.parameters()))
     exact = model[0].weight.double().norm().item()
     assert stats["weight_norm/0.weight"] == pytest.approx(exact, rel=1e-5)
-
-
-def test_numpy_views_only_what_it_reads_as_torch_does():
-    from wd_guard._norms import host_view
-
-    tensor = torch.arange(4.0)
-    view = host_view(tensor)
-    tensor[0] = 7.0
-    assert view[0] == 7.0  # the same memory: a later step's values are read, not a copy's
-
-    class Wrapped(torch.Tensor):
-        pass
-
-    assert host_view(torch.zeros(3).as_subclass(Wrapped)) is None  # its storage need not hold its values
-    assert host_view(torch.zeros(3, dtype=torch.bfloat16)) is None  # numpy has no bfloat16
-    assert host_view(torch.zeros(3, dtype=torch.complex64).conj()) is None
 
 
 def test_norms_of_mixed_dtypes_and_layouts():
