@@ -4,15 +4,16 @@ A parameter's role comes, in this order, from the module that owns it (a normali
 an embedding table), from its attribute name on that module (``bias``, ``cls_token``,
 ``pos_embed``), from what the model declares no-decay (``no_weight_decay()`` /
 ``no_weight_decay_keywords()`` on any module, a parameter's ``_no_weight_decay`` attribute),
-and last from its number of dimensions: a 0-d or 1-D parameter that is none of the above is a
-gain (LayerScale ``gamma``, CLIP's ``logit_scale``, Mamba's ``D``), which timm, nanoGPT and
-Megatron all leave undecayed. ``docs/parameter-roles.md`` says which convention each choice
-follows.
+and last from its shape: a 0-d or 1-D parameter that is none of the above is a gain (LayerScale
+``gamma``, CLIP's ``logit_scale``, Mamba's ``D``), which timm, nanoGPT and Megatron all leave
+undecayed, and so is a vector shaped for broadcasting (``(C, 1, 1)``, torchvision ConvNeXt's
+``layer_scale``) held by a module that is not one of torch's own layers.
+``docs/parameter-roles.md`` says which convention each choice follows.
 
-The number of dimensions is the logical one: a DTensor (FSDP2) reports its global shape, and
-the original shape is read back for FSDP1's ``use_orig_params`` views and DeepSpeed ZeRO-3
-placeholders, so sharded parameters classify like the originals. A lazy parameter that is not
-initialised yet has no shape and is never called a gain.
+The shape is the logical one: a DTensor (FSDP2) reports its global shape, and the original
+shape is read back for FSDP1's ``use_orig_params`` views and DeepSpeed ZeRO-3 placeholders,
+so sharded parameters classify like the originals. A lazy parameter that is not initialised
+yet has no shape and is never called a gain.
 
 Names are the qualified names of ``model.named_parameters()`` with the segments that
 wrappers insert removed (``_orig_mod`` of ``torch.compile``, ``_fsdp_wrapped_module`` of
@@ -113,7 +114,7 @@ def classify(model: nn.Module, notes: Optional[List[str]] = None) -> Dict[int, P
     that module's declarations are left out.
     """
     declarations = _declarations(model, notes)
-    shapes = _original_ndims(model)
+    shapes = _original_shapes(model)
     infos: Dict[int, ParamInfo] = {}
     for prefix, module in _walk(model):
         for local, param in module._parameters.items():
@@ -160,13 +161,13 @@ def _role(
     param: torch.Tensor,
     name: str,
     declarations: List[Declaration],
-    shapes: Dict[int, int],
+    shapes: Dict[int, Tuple[int, ...]],
 ) -> Tuple[Role, str]:
     """The parameter's role, and for a declared one who declared it."""
     if _is_flat_parameter(param):
         return Role.UNMAPPED, ""
-    ndim = shapes.get(id(param), _logical_ndim(param))
-    if isinstance(module, _NORM_TYPES) or (_NORM_CLASS.search(type(module).__name__) and (ndim is None or ndim <= 1)):
+    shape = shapes.get(id(param)) or _logical_shape(param)
+    if isinstance(module, _NORM_TYPES) or (_NORM_CLASS.search(type(module).__name__) and (shape is None or _per_channel(shape))):
         return Role.NORM, ""
     if isinstance(module, _EMBEDDING_TYPES):
         return Role.EMBEDDING, ""
@@ -179,24 +180,34 @@ def _role(
         return Role.DECLARED, source
     if _TOKEN_NAME.search(local.lower()):
         return Role.TOKEN, ""
-    if ndim is not None and ndim <= 1:
+    if shape is not None and (len(shape) <= 1 or (_per_channel(shape) and not _is_torch_layer(module))):
         return Role.GAIN, ""
     return Role.WEIGHT, ""
 
 
-def _logical_ndim(param: torch.Tensor) -> Optional[int]:
-    """The parameter's number of dimensions (a DTensor reports its global shape), None if unknown."""
+def _per_channel(shape: Tuple[int, ...]) -> bool:
+    """At most one dimension larger than 1: a scalar or a vector, perhaps shaped for broadcasting."""
+    return sum(1 for size in shape if size != 1) <= 1
+
+
+def _is_torch_layer(module: nn.Module) -> bool:
+    """torch's own layers, whose (1, n) weight (``nn.Linear(n, 1)``) is a matrix, not a gain."""
+    return type(module).__module__.startswith("torch.")
+
+
+def _logical_shape(param: torch.Tensor) -> Optional[Tuple[int, ...]]:
+    """The parameter's shape (a DTensor reports its global shape), None if unknown."""
     ds_shape = getattr(param, "ds_shape", None)  # DeepSpeed ZeRO-3 keeps an empty placeholder
     if ds_shape is not None:
-        return len(ds_shape)
+        return tuple(int(size) for size in ds_shape)
     try:
-        return int(param.dim())
+        return tuple(int(size) for size in param.shape)
     except (RuntimeError, ValueError):  # uninitialised lazy parameter
         return None
 
 
-def _original_ndims(model: nn.Module) -> Dict[int, int]:
-    """Original number of dimensions of FSDP1 ``use_orig_params`` views, which are 1-D slices.
+def _original_shapes(model: nn.Module) -> Dict[int, Tuple[int, ...]]:
+    """Original shapes of FSDP1 ``use_orig_params`` views, which are 1-D slices.
 
     FSDP is looked for only when the process has imported it: a model cannot hold FSDP
     modules otherwise, and importing it is slow.
@@ -205,13 +216,13 @@ def _original_ndims(model: nn.Module) -> Dict[int, int]:
     wrapper = getattr(fsdp, "FullyShardedDataParallel", None)
     if wrapper is None:
         return {}
-    found: Dict[int, int] = {}
+    found: Dict[int, Tuple[int, ...]] = {}
     for module in model.modules():
         handle = getattr(module, "_handle", None) if isinstance(module, wrapper) else None
         flat = getattr(handle, "flat_param", None)
         params, shapes = getattr(flat, "_params", None), getattr(flat, "_shapes", None)
         if params and shapes and len(params) == len(shapes):
-            found.update((id(p), len(s)) for p, s in zip(params, shapes))
+            found.update((id(p), tuple(int(n) for n in s)) for p, s in zip(params, shapes))
     return found
 
 
