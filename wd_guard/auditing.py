@@ -97,9 +97,10 @@ def audit(
         optimizers: one optimizer, a list of them, or wrappers that hold one in ``.optimizer``
             (Lightning's ``LightningOptimizer``); ``None`` or ``[]`` checks nothing that needs
             an optimizer.
-        example_input: when given, one forward pass (no gradients, eval mode, state restored)
-            finds the weights that feed straight into BatchNorm (WD204). A dict is passed as
-            keyword arguments, a tuple or list as positional arguments.
+        example_input: when given and the model has a BatchNorm layer, one forward pass (no
+            gradients, eval mode, random state forked, model state restored) finds the weights
+            that feed straight into BatchNorm (WD204). A dict is passed as keyword arguments,
+            a tuple or list as positional arguments.
         total_steps: the planned number of optimizer steps; WD301 is checked only with it.
 
     WD301 and WD302 read each group's learning rate: the largest of ``lr`` and the
@@ -109,10 +110,18 @@ def audit(
     Both rules apply where ``lr * weight_decay`` is the per-step shrink (decoupled decay and
     SGD-style L2), not to coupled decay in an adaptive optimizer (WD101 covers that).
 
+    WD201 to WD203 follow the classification that ``param_groups`` uses (biases; norms and
+    other 0-d / 1-D gains; embedding tables, tokens, position tables and declared names; see
+    ``docs/parameter-roles.md``). Embedding tables and tokens decayed by an optimizer that
+    already has a no-decay group (the transformers and nanoGPT recipes) are a deliberate
+    choice: WD203 is then reported at info severity with a message that says so. WD206 names
+    parameters that the groups of several optimizers decay.
+
     What cannot be checked is never guessed. An optimizer missing from wd-guard's table gets
-    no WD101, WD301 or WD302 (how it applies ``weight_decay`` is unknown), and tensors that
-    cannot be mapped to one parameter of the model are skipped; each such case is reported
-    once as a ``WeightDecayWarning`` (not as a ``Finding``, which always carries a rule code).
+    no WD101, WD301 or WD302 (how it applies ``weight_decay`` is unknown), tensors that
+    cannot be mapped to one parameter of the model are skipped, and a ``no_weight_decay()``
+    that raises is left out; each such case is reported once as a ``WeightDecayWarning``
+    (not as a ``Finding``, which always carries a rule code).
 
     Returns:
         The findings, each naming every affected parameter, the optimizer and group index.

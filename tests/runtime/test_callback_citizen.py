@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 import sys
-import textwrap
 
 import lightning.pytorch as pl
 import pytest
