@@ -33,19 +33,23 @@ def noisy_net() -> nn.Module:
     return nn.Sequential(nn.LazyLinear(8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), Noise(), nn.Linear(8, 2))
 
 
-def seeded_weights(tmp_path, callbacks, name: str) -> dict:
+def seeded_weights(tmp_path, callbacks, name: str, accelerator: str = "cpu") -> dict:
     torch.manual_seed(0)
     module = GuardedModule(noisy_net(), lambda net: torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4))
     logger = CSVLogger(str(tmp_path), name=name)
-    trainer = pl.Trainer(callbacks=callbacks, **trainer_kwargs(tmp_path, max_steps=4, logger=logger, log_every_n_steps=1))
-    trainer.fit(module)
-    return {k: v.clone() for k, v in module.state_dict().items()}
+    kwargs = trainer_kwargs(tmp_path, max_steps=4, logger=logger, log_every_n_steps=1, accelerator=accelerator)
+    pl.Trainer(callbacks=callbacks, **kwargs).fit(module)
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def test_a_seeded_run_gives_the_same_weights_with_and_without_the_guard(tmp_path, wd_warnings):
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("accelerator", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_a_seeded_run_gives_the_same_weights_with_and_without_the_guard(tmp_path, wd_warnings, accelerator):
     cb = WeightDecayGuard(log_every_n_steps=1)
-    with_guard = seeded_weights(tmp_path, [cb], "with")
-    without = seeded_weights(tmp_path, [], "without")
+    with_guard = seeded_weights(tmp_path, [cb], "with", accelerator)
+    without = seeded_weights(tmp_path, [], "without", accelerator)
     assert "WD204" in [f.code for f in cb.findings]  # the data-flow pass did run
     assert with_guard.keys() == without.keys()
     assert all(torch.equal(with_guard[k], without[k]) for k in with_guard)
