@@ -11,7 +11,7 @@ from wd_guard import catalogue, optimizers
 from wd_guard.catalogue import RULES, SECTIONS, get_rule
 
 DESIGN_CODES = {
-    "WD101", "WD201", "WD202", "WD203", "WD204", "WD205", "WD210", "WD301", "WD302", "WD401", "WD402",
+    "WD101", "WD201", "WD202", "WD203", "WD204", "WD205", "WD206", "WD210", "WD301", "WD302", "WD401", "WD402",
 }
 
 

@@ -74,3 +74,18 @@ def test_subclass_that_rewrites_step_is_unknown():
 
     assert optimizers.fact_for_class(Mine) is None
     assert optimizers.fact_for_class(Same).name == "torch.optim.Adam"
+    # torch wraps step on a subclass the first time one is built: that is not an override.
+    model = torch.nn.Linear(2, 2)
+    Mine(model.parameters())
+    Same(model.parameters())
+    assert optimizers.fact_for_class(Mine) is None
+    assert optimizers.fact_for_class(Same).name == "torch.optim.Adam"
+
+
+@pytest.mark.parametrize("fact", TORCH_FACTS, ids=lambda f: f.short_name)
+def test_an_instantiated_subclass_of_every_torch_optimizer_keeps_its_fact(fact):
+    base = getattr(torch.optim, fact.short_name)
+    subclass = type(f"My{base.__name__}", (base,), {})
+    params = [torch.nn.Parameter(torch.zeros(2, 2))]
+    subclass(params, **({"lr": 0.1} if base is torch.optim.SGD else {}))
+    assert optimizers.fact_for_class(subclass) is fact

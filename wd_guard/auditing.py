@@ -2,7 +2,7 @@
 
 ``audit`` maps every tensor an optimizer holds back to the model's parameters by identity,
 reads each param group's ``weight_decay``, ``lr`` and decoupling flag, and reports the rules
-WD101, WD201 to WD205, WD301 and WD302 of the catalogue. Message texts come from the
+WD101, WD201 to WD206, WD301 and WD302 of the catalogue. Message texts come from the
 catalogue; the audit appends where it found the mistake.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import torch
 from torch import nn
@@ -31,9 +31,13 @@ EXCESSIVE_PRODUCT = 0.1  # WD302: lr * weight_decay per step
 _ROLE_CODES: Mapping[Role, str] = {
     Role.BIAS: "WD201",
     Role.NORM: "WD202",
+    Role.GAIN: "WD202",
     Role.EMBEDDING: "WD203",
+    Role.TOKEN: "WD203",
     Role.DECLARED: "WD203",
 }
+# Decayed next to a no-decay group of the same optimizer, these roles are a recipe's choice.
+_DELIBERATE_ROLES = frozenset({Role.EMBEDDING, Role.TOKEN})
 
 
 @dataclass
@@ -56,6 +60,7 @@ class _Group:
     kind: DecayKind
     members: List[ParamInfo]
     rate: Optional[float] = None  # steady-state decay per step; None where it depends on state
+    has_no_decay_group: bool = False  # the optimizer has a group that holds parameters undecayed
 
     def context(self, names: Sequence[str]) -> str:
         return (
@@ -63,10 +68,11 @@ class _Group:
             f"weight_decay={self.weight_decay:g}, lr={self.lr:g}; {names_text(names)}]"
         )
 
-    def finding(self, code: str, names: Sequence[str], **values: object) -> Finding:
+    def finding(self, code: str, names: Sequence[str], *, deliberate: bool = False, extra: str = "", **values: object) -> Finding:
         rule = get_rule(code)
-        message = rule.format(**values) + self.context(names)
-        return Finding(code, rule.severity, message, tuple(names), self.optimizer, self.index)
+        text = rule.deliberate if deliberate else rule.format(**values)
+        severity = "info" if deliberate else rule.severity
+        return Finding(code, severity, text + extra + self.context(names), tuple(names), self.optimizer, self.index)
 
 
 def names_text(names: Sequence[str]) -> str:
@@ -91,9 +97,10 @@ def audit(
         optimizers: one optimizer, a list of them, or wrappers that hold one in ``.optimizer``
             (Lightning's ``LightningOptimizer``); ``None`` or ``[]`` checks nothing that needs
             an optimizer.
-        example_input: when given, one forward pass (no gradients, eval mode, state restored)
-            finds the weights that feed straight into BatchNorm (WD204). A dict is passed as
-            keyword arguments, a tuple or list as positional arguments.
+        example_input: when given and the model has a BatchNorm layer, one forward pass (no
+            gradients, eval mode, random state forked, model state restored) finds the weights
+            that feed straight into BatchNorm (WD204). A dict is passed as keyword arguments,
+            a tuple or list as positional arguments.
         total_steps: the planned number of optimizer steps; WD301 is checked only with it.
 
     WD301 and WD302 read each group's learning rate: the largest of ``lr`` and the
@@ -104,10 +111,18 @@ def audit(
     ``lr * weight_decay`` for decoupled decay and plain SGD, momentum included for SGD with
     momentum; not coupled decay in an adaptive optimizer (WD101 covers that).
 
+    WD201 to WD203 follow the classification that ``param_groups`` uses (biases; norms and
+    other 0-d / 1-D gains; embedding tables, tokens, position tables and declared names; see
+    ``docs/parameter-roles.md``). Embedding tables and tokens decayed by an optimizer that
+    already has a no-decay group (the transformers and nanoGPT recipes) are a deliberate
+    choice: WD203 is then reported at info severity with a message that says so. WD206 names
+    parameters that the groups of several optimizers decay.
+
     What cannot be checked is never guessed. An optimizer missing from wd-guard's table gets
-    no WD101, WD301 or WD302 (how it applies ``weight_decay`` is unknown), and tensors that
-    cannot be mapped to one parameter of the model are skipped; each such case is reported
-    once as a ``WeightDecayWarning`` (not as a ``Finding``, which always carries a rule code).
+    no WD101, WD301 or WD302 (how it applies ``weight_decay`` is unknown), tensors that
+    cannot be mapped to one parameter of the model are skipped, and a ``no_weight_decay()``
+    that raises is left out; each such case is reported once as a ``WeightDecayWarning``
+    (not as a ``Finding``, which always carries a rule code).
 
     Returns:
         The findings, each naming every affected parameter, the optimizer and group index.
@@ -131,23 +146,28 @@ def audit_report(
     ``feeders`` holds the ``id()`` of weights known to feed BatchNorm (from
     ``wd_guard.dataflow.scale_invariant_weights``); WD204 is checked only when it is given.
     """
-    infos = classify(model)
-    opts = as_optimizer_list(optimizers)
     report = AuditReport()
+    infos = classify(model, notes=report.notes)
+    opts = as_optimizer_list(optimizers)
     held: Set[int] = set()
+    decayed_in: Dict[int, List[_Group]] = {}
     foreign = 0
     for oi, opt in enumerate(opts):
         fact = fact_for_class(type(opt))
         if fact is None:
             report.notes.append(_unknown_note(oi, opt))
+        no_decay_group = any(_number(g.get("weight_decay", 0.0)) <= 0 and g.get("params") for g in opt.param_groups)
         for gi, raw in enumerate(opt.param_groups):
             params = list(raw.get("params", ()))
             held.update(id(p) for p in params)
             foreign += sum(1 for p in params if id(p) not in infos)
-            group = _make_group(oi, opt, fact, gi, raw, infos)
+            group = _make_group(oi, opt, fact, gi, raw, infos, no_decay_group)
             report.findings.extend(_group_findings(group, feeders, total_steps))
+            for member in group.members if group.weight_decay > 0 else ():
+                decayed_in.setdefault(id(member.param), []).append(group)
     if opts:
         report.findings.extend(_untrained(infos, held))
+        report.findings.extend(_decayed_twice(infos, decayed_in))
     report.notes.extend(_mapping_notes(infos, held, foreign))
     return report
 
@@ -171,7 +191,15 @@ def _unwrap(opt: Any) -> Any:
     return opt
 
 
-def _make_group(oi: int, opt: Any, fact: Optional[OptimizerFact], gi: int, raw: Mapping[str, Any], infos: Mapping[int, ParamInfo]) -> _Group:
+def _make_group(
+    oi: int,
+    opt: Any,
+    fact: Optional[OptimizerFact],
+    gi: int,
+    raw: Mapping[str, Any],
+    infos: Mapping[int, ParamInfo],
+    has_no_decay_group: bool,
+) -> _Group:
     members = [infos[id(p)] for p in raw.get("params", ()) if id(p) in infos]
     lr = max(_number(raw.get(key, 0.0)) for key in ("lr", "initial_lr", "max_lr"))
     return _Group(
@@ -183,6 +211,7 @@ def _make_group(oi: int, opt: Any, fact: Optional[OptimizerFact], gi: int, raw: 
         kind=group_kind(fact, raw, opt),
         members=[m for m in members if m.trainable],
         rate=decay_per_step(fact, raw, opt, lr=lr),
+        has_no_decay_group=has_no_decay_group,
     )
 
 
@@ -205,12 +234,26 @@ def _group_findings(group: _Group, feeders: Optional[Set[int]], total_steps: Opt
 
 
 def _role_findings(group: _Group) -> List[Finding]:
-    by_code: Dict[str, List[str]] = {}
+    by_code: Dict[str, List[ParamInfo]] = {}
     for member in group.members:
         code = _ROLE_CODES.get(member.role)
         if code is not None:
-            by_code.setdefault(code, []).append(member.name)
-    return [group.finding(code, names) for code, names in sorted(by_code.items())]
+            by_code.setdefault(code, []).append(member)
+    findings = []
+    for code, members in sorted(by_code.items()):
+        deliberate = code == "WD203" and group.has_no_decay_group and all(m.role in _DELIBERATE_ROLES for m in members)
+        findings.append(group.finding(code, [m.name for m in members], deliberate=deliberate, extra=_declared_by(members)))
+    return findings
+
+
+def _declared_by(members: Sequence[ParamInfo]) -> str:
+    """``'; declared no-decay by X.no_weight_decay() (a, b)'``: who declared which names."""
+    sources: Dict[str, List[str]] = {}
+    for member in members:
+        if member.role is Role.DECLARED:
+            sources.setdefault(member.declared_by, []).append(member.name)
+    parts = [f"{source} ({', '.join(names[:SHOWN_NAMES])}{', ...' if len(names) > SHOWN_NAMES else ''})" for source, names in sources.items()]
+    return f"; declared no-decay by {'; '.join(parts)}" if parts else ""
 
 
 def _scale_invariant(group: _Group, feeders: Optional[Set[int]]) -> List[Finding]:
@@ -242,6 +285,24 @@ def _untrained(infos: Mapping[int, ParamInfo], held: Set[int]) -> List[Finding]:
     rule = get_rule("WD205")
     message = rule.format() + f" [{names_text(names)}]"
     return [Finding("WD205", rule.severity, message, tuple(names))]
+
+
+def _decayed_twice(infos: Mapping[int, ParamInfo], decayed_in: Mapping[int, List[_Group]]) -> List[Finding]:
+    """WD206: parameters decayed by groups of two or more optimizers, one finding per set of groups."""
+    by_groups: Dict[Tuple[Tuple[int, int], ...], List[str]] = {}
+    holders: Dict[Tuple[Tuple[int, int], ...], List[_Group]] = {}
+    for pid, groups in decayed_in.items():
+        if len({g.optimizer for g in groups}) < 2:
+            continue
+        key = tuple((g.optimizer, g.index) for g in groups)
+        by_groups.setdefault(key, []).append(infos[pid].name)
+        holders[key] = groups
+    rule = get_rule("WD206")
+    findings = []
+    for key, names in by_groups.items():
+        where = ", ".join(f"optimizer {g.optimizer} ({g.optimizer_name}) group {g.index} weight_decay={g.weight_decay:g}" for g in holders[key])
+        findings.append(Finding("WD206", rule.severity, f"{rule.format()} [{where}; {names_text(names)}]", tuple(names)))
+    return findings
 
 
 def _unknown_note(index: int, opt: Any) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import logging
 import math
 import warnings
@@ -15,6 +14,7 @@ from lightning.pytorch.callbacks.callback import Callback
 from torch import Tensor, nn
 from typing_extensions import override
 
+from wd_guard._location import caller_location, finding_location
 from wd_guard.auditing import audit_report
 from wd_guard.catalogue import RULES_BY_CODE, SEVERITIES
 from wd_guard.findings import Finding, WeightDecayWarning
@@ -35,10 +35,14 @@ class WeightDecayGuard(Callback):
 
     At the start of training (after a checkpoint restore, so the values audited are the ones
     in force) the guard checks every optimizer and param group against wd-guard's rules
-    (WD101, WD201 to WD205, WD301, WD302), warns once per finding with a
-    :class:`~wd_guard.WeightDecayWarning` whose message starts with the rule code, and logs one
-    summary table through the ``wd_guard`` logger. On the first training batch one forward pass
-    with hooks finds the weights that feed straight into BatchNorm (WD204). An optimizer
+    (WD101, WD201 to WD206, WD301, WD302) and logs one summary table through the ``wd_guard``
+    logger. Each error or warning finding is warned once, as a
+    :class:`~wd_guard.WeightDecayWarning` whose message starts with the rule code and which
+    points at the user's ``configure_optimizers`` (or the config that set the optimizer); info
+    findings (WD204, WD301, embeddings decayed next to a no-decay group) go to the summary and
+    the log only. On the first training batch, when the model has a BatchNorm layer, one
+    forward pass with hooks finds the weights that feed straight into it (WD204) and a second
+    short table reports them; the pass leaves the run's random state untouched. An optimizer
     replaced or extended mid-training is audited again. Validate, test and predict runs are not
     audited.
 
@@ -123,6 +127,7 @@ class WeightDecayGuard(Callback):
         self._audited: Optional[Tuple[Tuple[int, int], ...]] = None
         self._feeders: Optional[Set[int]] = None
         self._dataflow_pending = True
+        self._dataflow_waits = 0
         self._monitor: Any = None
 
     @override
@@ -141,7 +146,6 @@ class WeightDecayGuard(Callback):
         if self._audited != _signature(_optimizers(trainer)):
             self._guarded("audit", self._audit, trainer, pl_module, False)
         if self._dataflow_pending and "audit" not in self._disabled:  # WD204 reports through the audit
-            self._dataflow_pending = False
             self._guarded("data-flow check", self._dataflow, trainer, pl_module, batch)
 
     @override
@@ -170,29 +174,42 @@ class WeightDecayGuard(Callback):
         self._audited = _signature(optimizers)
         report = audit_report(pl_module, optimizers, feeders=self._feeders, total_steps=_planned_steps(trainer))
         self.findings = self._select(report.findings)
-        self._report(trainer, self.findings, report.notes)
         if summary and trainer.is_global_zero:
             log.info(summary_table(self.findings, report.notes))
+        self._report(trainer, self.findings, report.notes)
         self._raise_if_strict(self.findings)
 
     def _dataflow(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any) -> None:
-        if not self.dataflow or not _any_decay(_optimizers(trainer)):
-            return
-        if type(pl_module).forward is pl.LightningModule.forward:
-            log.info("wd-guard: WD204 not checked: %s does not implement forward()", type(pl_module).__name__)
-            return
-        example = self.input_fn(batch) if self.input_fn is not None else _default_input(batch)
-        if example is None:
-            log.info("wd-guard: WD204 not checked: pass input_fn to get the model input from a %s batch", type(batch).__name__)
-            return
-        from wd_guard.dataflow import scale_invariant_weights
+        from wd_guard.dataflow import has_batchnorm, has_uninitialized_lazy, scale_invariant_weights
 
+        if has_uninitialized_lazy(pl_module) and self._dataflow_waits < _LAZY_WAITS:
+            # The pass would initialise them (drawing random numbers the run has not drawn yet):
+            # wait for the training step to do it.
+            self._dataflow_waits += 1
+            log.debug("wd-guard: WD204 waits for the lazy modules of %s to be initialised", type(pl_module).__name__)
+            return
+        self._dataflow_pending = False
+        skip = _dataflow_skip_reason(self.dataflow, trainer, pl_module)
+        if skip is None and has_uninitialized_lazy(pl_module):
+            skip = "lazy modules are still not initialised"
+        if skip is None and not has_batchnorm(pl_module):
+            skip = "the model has no BatchNorm layer"
+        example = None
+        if skip is None:
+            example = self.input_fn(batch) if self.input_fn is not None else _default_input(batch)
+            if example is None:
+                skip = f"pass input_fn to get the model input from a {type(batch).__name__} batch"
+        if skip is not None:
+            log.debug("wd-guard: WD204 not checked: %s", skip)
+            return
         runner = _runner(trainer, pl_module)
         with trainer.precision_plugin.forward_context():
             self._feeders = scale_invariant_weights(runner, example)
         report = audit_report(pl_module, _optimizers(trainer), feeders=self._feeders)
         found = self._select([f for f in report.findings if f.code == "WD204"])
         self.findings = [*self.findings, *(f for f in found if f not in self.findings)]
+        if found and trainer.is_global_zero:
+            log.info(summary_table(found, title="wd-guard data-flow check"))
         self._report(trainer, found, [])
         self._raise_if_strict(found)
 
@@ -217,11 +234,13 @@ class WeightDecayGuard(Callback):
                 self._monitor = None
             if self.strict:
                 raise WeightDecayGuardError(f"wd-guard: the {step} step failed: {exc!r}") from exc
-            warnings.warn(
+            filename, lineno = caller_location()
+            warnings.warn_explicit(
                 f"wd-guard: the {step} step failed and is skipped for the rest of this run; "
                 f"training continues ({type(exc).__name__}: {exc})",
                 WeightDecayWarning,
-                stacklevel=2,
+                filename,
+                lineno,
             )
 
     def _select(self, findings: Sequence[Finding]) -> List[Finding]:
@@ -229,12 +248,18 @@ class WeightDecayGuard(Callback):
         return [dataclasses.replace(f, severity=self.severity[f.code]) if f.code in self.severity else f for f in kept]
 
     def _report(self, trainer: "pl.Trainer", findings: Sequence[Finding], notes: Sequence[str]) -> None:
-        messages = [(finding_key(f), str(f)) for f in findings] + [("note:" + _digest(n), n) for n in notes]
-        fresh = [(key, text) for key, text in messages if key not in self._reported]
-        self._reported.update(key for key, _ in fresh)
-        if trainer.is_global_zero and fresh:
-            filename, lineno = _source_of(trainer.lightning_module)
-            for _, text in fresh:
+        """Say each new finding and note once: a warning, or for an info finding a log line."""
+        messages = [(finding_key(f), str(f), f.severity == "info") for f in findings]
+        messages += [("note:" + _digest(n), n, False) for n in notes]
+        fresh = [message for message in messages if message[0] not in self._reported]
+        self._reported.update(key for key, _, _ in fresh)
+        if not trainer.is_global_zero or not fresh:
+            return
+        filename, lineno = finding_location(trainer, trainer.lightning_module)
+        for _, text, info in fresh:
+            if info:
+                log.info("%s", text)
+            else:
                 warnings.warn_explicit(text, WeightDecayWarning, filename, lineno)
 
     def _raise_if_strict(self, findings: Sequence[Finding]) -> None:
@@ -245,19 +270,10 @@ class WeightDecayGuard(Callback):
             raise WeightDecayGuardError(f"wd-guard (strict=True) stops the run before the first step: {count}\n{lines}")
 
 
-def _source_of(pl_module: Any) -> Tuple[str, int]:
-    """Where the optimizers were configured: the warnings point there, not into the guard."""
-    try:
-        method = type(pl_module).configure_optimizers
-        return inspect.getsourcefile(method) or __file__, inspect.getsourcelines(method)[1]
-    except (TypeError, OSError, AttributeError):
-        return __file__, 1
-
-
-def summary_table(findings: Sequence[Finding], notes: Sequence[str] = ()) -> str:
+def summary_table(findings: Sequence[Finding], notes: Sequence[str] = (), title: str = "wd-guard") -> str:
     """One compact table of ``findings`` (code, severity, optimizer, group, parameter count, rule)."""
     if not findings:
-        head = "wd-guard: no weight-decay findings"
+        head = f"{title}: no weight-decay findings"
         return head + (f" ({_count(len(notes), 'note')}, see warnings)" if notes else "")
     counts = ", ".join(_count(sum(f.severity == s for f in findings), s) for s in SEVERITIES if any(f.severity == s for f in findings))
     rows = [("code", "severity", "optimizer", "group", "params", "rule")]
@@ -265,7 +281,7 @@ def summary_table(findings: Sequence[Finding], notes: Sequence[str] = ()) -> str
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     tail = [f"  {_count(len(notes), 'note')} (see warnings)"] if notes else []
-    return "\n".join([f"wd-guard: {_count(len(findings), 'finding')} ({counts})", *lines, *tail])
+    return "\n".join([f"{title}: {_count(len(findings), 'finding')} ({counts})", *lines, *tail])
 
 
 def _count(n: int, noun: str) -> str:
@@ -294,6 +310,27 @@ def _optimizers(trainer: "pl.Trainer") -> List[Any]:
 def _signature(optimizers: Sequence[Any]) -> Tuple[Tuple[int, int], ...]:
     """Identity and size of the optimizers: changes when one is replaced, added or extended."""
     return tuple((id(opt), len(opt.param_groups)) for opt in optimizers)
+
+
+_LAZY_WAITS = 2  # batches the data-flow check waits for lazy modules to be initialised
+
+
+def _dataflow_skip_reason(enabled: bool, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> Optional[str]:
+    """Why the WD204 forward pass cannot or need not run, or None."""
+    if not enabled:
+        return "dataflow=False"
+    if not _any_decay(_optimizers(trainer)):
+        return "no optimizer group decays"
+    if not _implements_forward(pl_module):
+        return f"{type(pl_module).__name__} does not implement forward()"
+    return None
+
+
+def _implements_forward(pl_module: nn.Module) -> bool:
+    """Whether ``forward`` is the user's: not nn.Module's nor a Lightning base class's."""
+    forward = getattr(type(pl_module), "forward", None)
+    owner = getattr(forward, "__module__", None) or ""
+    return forward is not None and forward is not nn.Module.forward and owner.split(".")[0] not in ("lightning", "pytorch_lightning", "torch")
 
 
 def _any_decay(optimizers: Sequence[Any]) -> bool:

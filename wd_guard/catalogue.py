@@ -36,6 +36,7 @@ class Rule:
     fix: str
     explanation: str
     static_default: bool = True
+    deliberate: str = ""  # message for a case the audit judges deliberate, reported at info severity
 
     @property
     def runtime(self) -> bool:
@@ -153,17 +154,20 @@ optimizer = torch.optim.AdamW(wd_guard.param_groups(model, weight_decay=0.05))
         name="decayed-norm",
         severity="warning",
         where="runtime",
-        message="normalisation parameters are decayed",
-        fix="Put normalisation scales and shifts in a parameter group with weight_decay=0",
+        message="normalisation parameters or other one-dimensional gains are decayed",
+        fix="Put normalisation scales and shifts and other 1-D gains in a parameter group with weight_decay=0",
         explanation="""
 ## What it does
 Flags the scale and shift of normalisation layers (BatchNorm, LayerNorm, GroupNorm,
-InstanceNorm, RMSNorm and custom `*Norm` modules) that sit in a group with non-zero decay.
+InstanceNorm, RMSNorm and any class whose name contains `Norm`, such as `RMSNormGated` or
+EvoNorm) and every other 0-d or 1-D parameter that is not a bias (LayerScale `gamma`, CLIP's
+`logit_scale`, Mamba's `D`) when they sit in a group with non-zero decay.
 
 ## Why is this bad?
-A normalisation scale sets the size of a normalised activation. Decaying it drags every
-feature towards zero and fights the very statistics the layer exists to restore; the usual
-recipes (BERT, ViT, ConvNeXt) exclude these parameters from decay.
+A normalisation scale or a gain sets the size of an activation. Decaying it drags every
+feature towards zero and fights the very statistics the layer exists to restore. The usual
+recipes (BERT, ViT, ConvNeXt) exclude normalisation parameters from decay, and timm, nanoGPT
+and Megatron exclude every 1-D parameter.
 
 ## Example
 ```python
@@ -181,12 +185,20 @@ optimizer = torch.optim.AdamW(wd_guard.param_groups(model, weight_decay=0.05))
         name="decayed-embedding",
         severity="warning",
         where="runtime",
-        message="embedding tables or parameters the model declares no-decay are decayed",
-        fix="Exclude embedding tables and the names the model declares no-decay from decay",
+        message="embedding tables, tokens, position tables or names the model declares no-decay are decayed",
+        deliberate="embedding tables or tokens are decayed while this optimizer keeps a no-decay group, as the transformers and nanoGPT recipes choose to",
+        fix="Exclude embedding tables, tokens, position tables and the names the model declares no-decay from decay",
         explanation="""
 ## What it does
-Flags embedding tables (`nn.Embedding`, `nn.EmbeddingBag`) and the parameters a model declares
-no-decay through `model.no_weight_decay()` (the timm convention) when they are decayed.
+Flags embedding tables (`nn.Embedding`, `nn.EmbeddingBag`), class tokens and position tables
+held as bare parameters (`cls_token`, `pos_embed`, `relative_position_bias_table`), and the
+parameters a model declares no-decay, when they are decayed. Declarations are read from
+`no_weight_decay()` (names and wildcard patterns such as `'pos_embed.*'`, as timm matches
+them) and `no_weight_decay_keywords()` on the model or any submodule, and from a parameter's
+`_no_weight_decay = True`; the message says who declared each name. When the optimizer
+already has a no-decay group and only embedding tables and tokens are decayed (the
+transformers Trainer and nanoGPT recipes), the choice looks deliberate and the finding is
+reported at info severity.
 
 ## Why is this bad?
 Each row of an embedding table is updated only when its token appears, but decay shrinks
@@ -264,6 +276,36 @@ optimizer = torch.optim.AdamW(decay, weight_decay=0.05)  # biases and norms forg
 ## Use instead
 ```python
 optimizer = torch.optim.AdamW(wd_guard.param_groups(model, weight_decay=0.05))
+```
+""",
+    ),
+    Rule(
+        code="WD206",
+        name="double-decay",
+        severity="warning",
+        where="runtime",
+        message="parameters held by several optimizers are decayed by each of them",
+        fix="Give each parameter to one optimizer, or set its weight_decay to 0 in all but one",
+        explanation="""
+## What it does
+Flags parameters that sit in a group with non-zero weight decay in two or more optimizers.
+
+## Why is this bad?
+Every optimizer's step applies its own decay (and its own update), so such a parameter
+shrinks once per optimizer and step: twice the decay anyone chose, or more. It is usually a
+module handed to a second optimizer while still inside the `model.parameters()` of the
+first.
+
+## Example
+```python
+backbone_opt = torch.optim.AdamW(model.parameters(), weight_decay=0.05)  # the head too
+head_opt = torch.optim.SGD(model[3].parameters(), lr=0.1, weight_decay=5e-4)
+```
+
+## Use instead
+```python
+backbone_opt = torch.optim.AdamW(wd_guard.param_groups(model[:3], weight_decay=0.05))
+head_opt = torch.optim.SGD(model[3].parameters(), lr=0.1, weight_decay=5e-4)
 ```
 """,
     ),

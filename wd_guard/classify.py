@@ -1,11 +1,19 @@
 """What each parameter of a model is, read from the module tree and parameter identity.
 
-A parameter's role comes from the module that owns it (a normalisation layer, an embedding
-table), from its attribute name on that module (``bias``), or from names the model declares
-no-decay through ``no_weight_decay()`` / ``no_weight_decay_keywords()`` (the timm
-convention, honoured on any submodule). Shapes are never used to decide a role, except to
-tell the 1-D scale and shift of a custom ``*Norm`` class from other tensors it may hold, so
-sharded (1-D slice or DTensor) parameters classify like the originals.
+A parameter's role comes, in this order, from the module that owns it (a normalisation layer,
+an embedding table), from its attribute name on that module (``bias``, ``cls_token``,
+``pos_embed``), from what the model declares no-decay (``no_weight_decay()`` /
+``no_weight_decay_keywords()`` on any module, a parameter's ``_no_weight_decay`` attribute),
+and last from its shape: a 0-d or 1-D parameter that is none of the above is a gain (LayerScale
+``gamma``, CLIP's ``logit_scale``, Mamba's ``D``), which timm, nanoGPT and Megatron all leave
+undecayed, and so is a vector shaped for broadcasting (``(C, 1, 1)``, torchvision ConvNeXt's
+``layer_scale``) held by a module that is not one of torch's own layers.
+``docs/parameter-roles.md`` says which convention each choice follows.
+
+The shape is the logical one: a DTensor (FSDP2) reports its global shape, and the original
+shape is read back for FSDP1's ``use_orig_params`` views and DeepSpeed ZeRO-3 placeholders,
+so sharded parameters classify like the originals. A lazy parameter that is not initialised
+yet has no shape and is never called a gain.
 
 Names are the qualified names of ``model.named_parameters()`` with the segments that
 wrappers insert removed (``_orig_mod`` of ``torch.compile``, ``_fsdp_wrapped_module`` of
@@ -16,14 +24,17 @@ one entry, named by its first name, with the others kept as aliases.
 
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from fnmatch import fnmatchcase
+from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import torch
 from torch import nn
 
-__all__ = ["ParamInfo", "Role", "classify", "matches_any"]
+__all__ = ["Declaration", "NO_DECAY_ROLES", "ParamInfo", "Role", "classify", "matches_any"]
 
 
 class Role(str, Enum):
@@ -32,12 +43,14 @@ class Role(str, Enum):
     NORM = "norm"  # scale or shift of a normalisation layer (WD202)
     EMBEDDING = "embedding"  # embedding table (WD203)
     BIAS = "bias"  # additive bias of any other layer (WD201)
-    DECLARED = "declared"  # named by the model's no_weight_decay() (WD203)
+    DECLARED = "declared"  # declared no-decay by the model (WD203)
+    TOKEN = "token"  # class token or position table held as a bare nn.Parameter (WD203)
+    GAIN = "gain"  # any other 0-d or 1-D parameter: LayerScale, logit_scale, skip gains (WD202)
     WEIGHT = "weight"  # everything else: decayed in the usual recipes
     UNMAPPED = "unmapped"  # cannot be traced to one module (FSDP flat parameter)
 
 
-NO_DECAY_ROLES = frozenset({Role.NORM, Role.EMBEDDING, Role.BIAS, Role.DECLARED})
+NO_DECAY_ROLES = frozenset({Role.NORM, Role.EMBEDDING, Role.BIAS, Role.DECLARED, Role.TOKEN, Role.GAIN})
 
 # Attribute names through which a wrapper holds the module it wraps; never part of a name.
 _WRAPPER_SEGMENTS = frozenset({"_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"})
@@ -49,6 +62,31 @@ _NORM_TYPES: Tuple[type, ...] = (
     *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
 )
 _EMBEDDING_TYPES: Tuple[type, ...] = (nn.Embedding, nn.EmbeddingBag)
+# "Norm" as a word of a class name: LayerNorm2d, RMSNormGated, EvoNorm2dB0; not Normal.
+_NORM_CLASS = re.compile(r"Norm(?![a-z])")
+# Attribute names of tokens and position tables: cls_token, register_tokens, pos_embed,
+# position_embeddings, positional_embedding, relative_position_bias_table, rel_pos_h,
+# and CLIP's class_embedding.
+_TOKEN_NAME = re.compile(r"(^|_)(tokens?|pos|position|positional)(_|$)|^(cls|class)_emb(ed|eds|edding|eddings)?$")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A no-decay declaration: a pattern, where it applies and who made it."""
+
+    prefix: str  # clean prefix of the declaring module ("" for the model itself)
+    pattern: str
+    source: str  # "VisionTransformer.no_weight_decay()", "XCA.no_weight_decay() of blocks.0.attn"
+    keyword: bool = False  # a no_weight_decay_keywords() entry: matches anywhere in the name
+
+    def matches(self, name: str) -> bool:
+        """Whether the parameter ``name`` (relative to the model) falls under this declaration."""
+        if not name.startswith(self.prefix):
+            return False
+        local = name[len(self.prefix):]
+        if self.keyword:
+            return self.pattern in local
+        return matches_any(local, (self.pattern,)) or fnmatchcase(local, self.pattern)
 
 
 @dataclass
@@ -60,6 +98,7 @@ class ParamInfo:
     role: Role
     module_type: str
     aliases: List[str] = field(default_factory=list)
+    declared_by: str = ""  # who declared it no-decay, for Role.DECLARED
 
     @property
     def trainable(self) -> bool:
@@ -67,22 +106,29 @@ class ParamInfo:
         return bool(self.param.requires_grad)
 
 
-def classify(model: nn.Module) -> Dict[int, ParamInfo]:
-    """Every distinct parameter of ``model``, keyed by ``id(parameter)``, in registration order."""
-    declared_names, declared_keywords = _declared_no_decay(model)
+def classify(model: nn.Module, notes: Optional[List[str]] = None) -> Dict[int, ParamInfo]:
+    """Every distinct parameter of ``model``, keyed by ``id(parameter)``, in registration order.
+
+    A ``no_weight_decay()`` / ``no_weight_decay_keywords()`` that raises is an error naming
+    the class, unless ``notes`` is given: then the failure is appended to it as a sentence and
+    that module's declarations are left out.
+    """
+    declarations = _declarations(model, notes)
+    shapes = _original_shapes(model)
     infos: Dict[int, ParamInfo] = {}
     for prefix, module in _walk(model):
         for local, param in module._parameters.items():
             if param is None:
                 continue
             name = f"{prefix}{local}"
+            role, source = _role(module, local, param, name, declarations, shapes)
             info = infos.get(id(param))
-            role = _role(module, local, param, name, declared_names, declared_keywords)
             if info is None:
-                infos[id(param)] = ParamInfo(name, param, role, type(module).__name__)
+                infos[id(param)] = ParamInfo(name, param, role, type(module).__name__, declared_by=source)
             else:
                 info.aliases.append(name)
-                info.role = _stronger(info.role, role)
+                if _stronger(role, info.role):
+                    info.role, info.declared_by = role, source
     return infos
 
 
@@ -114,42 +160,70 @@ def _role(
     local: str,
     param: torch.Tensor,
     name: str,
-    declared_names: Sequence[str],
-    declared_keywords: Sequence[Tuple[str, str]],
-) -> Role:
+    declarations: List[Declaration],
+    shapes: Dict[int, Tuple[int, ...]],
+) -> Tuple[Role, str]:
+    """The parameter's role, and for a declared one who declared it."""
     if _is_flat_parameter(param):
-        return Role.UNMAPPED
-    if _is_norm(module, param):
-        return Role.NORM
+        return Role.UNMAPPED, ""
+    shape = shapes.get(id(param)) or _logical_shape(param)
+    if isinstance(module, _NORM_TYPES) or (_NORM_CLASS.search(type(module).__name__) and (shape is None or _per_channel(shape))):
+        return Role.NORM, ""
     if isinstance(module, _EMBEDDING_TYPES):
-        return Role.EMBEDDING
+        return Role.EMBEDDING, ""
     if local == "bias" or local.endswith("_bias") or local.startswith("bias_"):
-        return Role.BIAS
-    if matches_any(name, declared_names) or _has_keyword(name, declared_keywords):
-        return Role.DECLARED
-    return Role.WEIGHT
+        return Role.BIAS, ""
+    if getattr(param, "_no_weight_decay", False) is True:
+        return Role.DECLARED, "its _no_weight_decay attribute"
+    source = next((d.source for d in declarations if d.matches(name)), None)
+    if source is not None:
+        return Role.DECLARED, source
+    if _TOKEN_NAME.search(local.lower()):
+        return Role.TOKEN, ""
+    if shape is not None and (len(shape) <= 1 or (_per_channel(shape) and not _is_torch_layer(module))):
+        return Role.GAIN, ""
+    return Role.WEIGHT, ""
 
 
-def _has_keyword(name: str, keywords: Sequence[Tuple[str, str]]) -> bool:
-    """Keywords match anywhere in a name below the module that declared them."""
-    return any(name.startswith(prefix) and word in name[len(prefix):] for prefix, word in keywords)
+def _per_channel(shape: Tuple[int, ...]) -> bool:
+    """At most one dimension larger than 1: a scalar or a vector, perhaps shaped for broadcasting."""
+    return sum(1 for size in shape if size != 1) <= 1
 
 
-def _is_norm(module: nn.Module, param: torch.Tensor) -> bool:
-    if isinstance(module, _NORM_TYPES):
-        return True
-    if not type(module).__name__.endswith("Norm"):
-        return False
-    ndim = _logical_ndim(param)
-    return ndim is None or ndim <= 1
+def _is_torch_layer(module: nn.Module) -> bool:
+    """torch's own layers, whose (1, n) weight (``nn.Linear(n, 1)``) is a matrix, not a gain."""
+    return type(module).__module__.startswith("torch.")
 
 
-def _logical_ndim(param: torch.Tensor) -> Optional[int]:
-    """The parameter's number of dimensions (a DTensor reports its global shape), None if unknown."""
+def _logical_shape(param: torch.Tensor) -> Optional[Tuple[int, ...]]:
+    """The parameter's shape (a DTensor reports its global shape), None if unknown."""
+    ds_shape = getattr(param, "ds_shape", None)  # DeepSpeed ZeRO-3 keeps an empty placeholder
+    if ds_shape is not None:
+        return tuple(int(size) for size in ds_shape)
     try:
-        return int(param.dim())
+        return tuple(int(size) for size in param.shape)
     except (RuntimeError, ValueError):  # uninitialised lazy parameter
         return None
+
+
+def _original_shapes(model: nn.Module) -> Dict[int, Tuple[int, ...]]:
+    """Original shapes of FSDP1 ``use_orig_params`` views, which are 1-D slices.
+
+    FSDP is looked for only when the process has imported it: a model cannot hold FSDP
+    modules otherwise, and importing it is slow.
+    """
+    fsdp = sys.modules.get("torch.distributed.fsdp")
+    wrapper = getattr(fsdp, "FullyShardedDataParallel", None)
+    if wrapper is None:
+        return {}
+    found: Dict[int, Tuple[int, ...]] = {}
+    for module in model.modules():
+        handle = getattr(module, "_handle", None) if isinstance(module, wrapper) else None
+        flat = getattr(handle, "flat_param", None)
+        params, shapes = getattr(flat, "_params", None), getattr(flat, "_shapes", None)
+        if params and shapes and len(params) == len(shapes):
+            found.update((id(p), tuple(int(n) for n in s)) for p, s in zip(params, shapes))
+    return found
 
 
 def _is_flat_parameter(param: torch.Tensor) -> bool:
@@ -161,31 +235,36 @@ def _is_flat_parameter(param: torch.Tensor) -> bool:
 
 
 # A tied parameter owned by an embedding and by a Linear head is still an embedding table.
-_PRIORITY = (Role.UNMAPPED, Role.NORM, Role.EMBEDDING, Role.BIAS, Role.DECLARED, Role.WEIGHT)
+_PRIORITY = (Role.UNMAPPED, Role.NORM, Role.EMBEDDING, Role.BIAS, Role.DECLARED, Role.TOKEN, Role.GAIN, Role.WEIGHT)
 
 
-def _stronger(a: Role, b: Role) -> Role:
-    return a if _PRIORITY.index(a) <= _PRIORITY.index(b) else b
+def _stronger(a: Role, b: Role) -> bool:
+    """Whether role ``a`` wins over role ``b`` for a parameter registered under several names."""
+    return _PRIORITY.index(a) < _PRIORITY.index(b)
 
 
-def _declared_no_decay(model: nn.Module) -> Tuple[List[str], List[Tuple[str, str]]]:
-    """Names (made relative to ``model``) and scoped keywords declared no-decay by any module."""
-    names: List[str] = []
-    keywords: List[Tuple[str, str]] = []
+def _declarations(model: nn.Module, notes: Optional[List[str]]) -> List[Declaration]:
+    """Every no-decay declaration of every module, with names made relative to ``model``."""
+    found: List[Declaration] = []
     for prefix, module in _walk(model):
-        names.extend(prefix + n for n in _call_declaration(module, "no_weight_decay"))
-        keywords.extend((prefix, k) for k in _call_declaration(module, "no_weight_decay_keywords"))
-    return names, keywords
+        for method, keyword in (("no_weight_decay", False), ("no_weight_decay_keywords", True)):
+            source = f"{type(module).__name__}.{method}()" + (f" of {prefix[:-1]}" if prefix else "")
+            try:
+                declared = _call_declaration(module, method)
+            except Exception as exc:
+                if notes is None:
+                    raise RuntimeError(f"{source} failed: {exc!r}") from exc
+                notes.append(f"wd-guard: {source} raised {exc!r}; the names it declares are not known and not honoured")
+                continue
+            found.extend(Declaration(prefix, pattern, source, keyword) for pattern in declared)
+    return found
 
 
 def _call_declaration(module: nn.Module, method: str) -> List[str]:
     func = getattr(type(module), method, None)
     if not callable(func):
         return []
-    try:
-        declared = getattr(module, method)()
-    except Exception as exc:
-        raise RuntimeError(f"{type(module).__name__}.{method}() failed: {exc!r}") from exc
+    declared = getattr(module, method)()
     if isinstance(declared, str):
         return [declared]
     return [str(n) for n in (declared or ()) if n]

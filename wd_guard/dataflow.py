@@ -6,23 +6,26 @@ decay only shrinks its norm and raises the layer's effective learning rate. Modu
 structure alone cannot tell (``forward`` may route tensors anywhere), so this module runs the
 model once on an example input with hooks and compares tensor identity.
 
-The pass leaves the model as it found it: it runs under ``torch.no_grad()`` in eval mode (so
-BatchNorm running statistics are not updated), restores every module's training flag and
-every parameter's ``.grad``, removes its hooks, and runs ``torch.compile``d modules eagerly.
-Lazy modules (``nn.LazyLinear``) are initialised by the pass, as the first training step
-would do.
+The pass leaves the model and the run as it found them: it runs only when the model has a
+BatchNorm layer, under ``torch.no_grad()`` in eval mode (so BatchNorm running statistics are
+not updated) and under ``torch.random.fork_rng`` (so a forward that draws random numbers does
+not move the run's random streams: a seeded run gives the same weights with and without it),
+restores every module's training flag and every parameter's ``.grad``, removes its hooks, and
+runs ``torch.compile``d modules eagerly. Lazy modules (``nn.LazyLinear``) are initialised by
+the pass, as the first training step would do; the callback waits until they are.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import weakref
 from typing import Any, Callable, ContextManager, Dict, List, Set, Tuple
 
 import torch
 from torch import nn
 
-__all__ = ["call_model", "scale_invariant_weights"]
+__all__ = ["call_model", "has_batchnorm", "has_uninitialized_lazy", "scale_invariant_weights"]
 
 _PRODUCERS: Tuple[type, ...] = (nn.Linear, nn.modules.conv._ConvNd)
 _CONSUMERS: Tuple[type, ...] = (nn.modules.batchnorm._BatchNorm,)
@@ -32,8 +35,10 @@ def scale_invariant_weights(model: nn.Module, example_input: Any) -> Set[int]:
     """``id()`` of every Linear / Conv weight whose output goes straight into a BatchNorm.
 
     ``example_input`` is passed to the model as ``model(**x)`` for a dict, ``model(*x)`` for a
-    tuple or list, and ``model(x)`` otherwise.
+    tuple or list, and ``model(x)`` otherwise. A model without BatchNorm is not run at all.
     """
+    if not has_batchnorm(model):
+        return set()
     produced: Dict[int, Tuple["weakref.ref[torch.Tensor]", nn.Module]] = {}
     feeders: Set[int] = set()
 
@@ -50,10 +55,23 @@ def scale_invariant_weights(model: nn.Module, example_input: Any) -> Set[int]:
             if weight is not None:
                 feeders.add(id(weight))
 
-    with _restored(model), _hooks(model, on_output, on_input), torch.no_grad(), _eager():
+    with _restored(model), _hooks(model, on_output, on_input), torch.no_grad(), _eager(), _forked_rng(model):
         model.eval()
         call_model(model, example_input)
     return feeders
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    """Whether ``model`` holds a BatchNorm layer, the only consumer WD204 looks for."""
+    return any(isinstance(module, _CONSUMERS) for module in model.modules())
+
+
+def has_uninitialized_lazy(model: nn.Module) -> bool:
+    """Whether a lazy module of ``model`` (``nn.LazyLinear``) still waits for its first input."""
+    return any(
+        isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params()
+        for module in model.modules()
+    )
 
 
 def call_model(model: Callable[..., Any], example_input: Any) -> Any:
@@ -91,6 +109,18 @@ def _restored(model: nn.Module) -> Any:
             module.training = training
         for param, grad in grads:
             param.grad = grad
+
+
+def _forked_rng(model: nn.Module) -> ContextManager[Any]:
+    """Save and restore the CPU random state and that of the accelerator the model lives on."""
+    types = {p.device.type for p in model.parameters()} - {"cpu", "meta"}
+    if len(types) != 1:  # CPU only, or several accelerator types (fork_rng takes one)
+        return torch.random.fork_rng(devices=[])
+    (device_type,) = types
+    indices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == device_type})
+    if "device_type" in inspect.signature(torch.random.fork_rng).parameters:
+        return torch.random.fork_rng(devices=indices, device_type=device_type)
+    return torch.random.fork_rng(devices=indices if device_type == "cuda" else [])  # torch < 2.3
 
 
 def _eager() -> ContextManager[Any]:

@@ -14,12 +14,19 @@ __all__ = ["param_groups"]
 def param_groups(model: nn.Module, weight_decay: float, no_decay: Iterable[str] = ()) -> List[Dict[str, Any]]:
     """Two param groups: weights decayed by ``weight_decay``, everything else not decayed.
 
-    Biases, normalisation scales and shifts, embedding tables and the names the model declares
-    through ``no_weight_decay()`` / ``no_weight_decay_keywords()`` go into the group with
-    ``weight_decay=0.0``, as do the parameters named in ``no_decay`` (a parameter name, or a
-    module name / prefix that covers every parameter under it). Every trainable parameter
-    appears exactly once (tied weights included); frozen ones are left out, and an empty group
-    is dropped.
+    Biases, normalisation scales and shifts, other 0-d and 1-D gains (LayerScale, ``logit_scale``),
+    embedding tables, class tokens and position tables, and the names the model declares
+    through ``no_weight_decay()`` / ``no_weight_decay_keywords()`` (on itself or any submodule,
+    wildcards matched as timm does) go into the group with ``weight_decay=0.0``, as do the
+    parameters named in ``no_decay`` (a parameter name, or a module name / prefix that covers
+    every parameter under it). The audit uses the same classification, so these groups never
+    trigger WD201 to WD203; ``docs/parameter-roles.md`` lists the conventions. Every trainable
+    parameter appears exactly once (tied weights included); frozen ones are left out, and an
+    empty group is dropped.
+
+    Raises:
+        RuntimeError: when the model's ``no_weight_decay()`` (or ``no_weight_decay_keywords()``)
+            raises, naming the class: the groups would otherwise silently decay what it declares.
 
     Weights that feed straight into BatchNorm stay decayed, as in the usual recipes; name them
     in ``no_decay`` to exclude them (see WD204).

@@ -241,14 +241,25 @@ def known_names() -> Iterable[str]:
 def fact_for_class(cls: type) -> Optional[OptimizerFact]:
     """The fact for an optimizer class, or None when wd-guard does not know its mechanics.
 
-    A subclass of a known optimizer counts as that optimizer only if it keeps the parent's
-    ``step``: a class that rewrites the update may apply decay in any way, so it is unknown.
+    The class's MRO is walked to the nearest class in the table. A subclass counts as that
+    optimizer when it keeps its ``step`` (``class MyAdam(torch.optim.Adam): pass``, or one that
+    only changes ``__init__``); a class that defines its own ``step`` may apply decay in any
+    way, so it is unknown. The profiling wrapper that torch puts on a subclass's ``step`` the
+    first time one is instantiated is not an override.
     """
     for klass in cls.__mro__:
         fact = lookup(f"{klass.__module__}.{klass.__qualname__}")
         if fact is not None:
-            return fact if getattr(cls, "step", None) is getattr(klass, "step", None) else None
+            return fact if _update_rule(cls) is _update_rule(klass) else None
     return None
+
+
+def _update_rule(cls: type) -> Any:
+    """The class's ``step`` without torch's profiling wrapper (marked ``hooked`` by torch)."""
+    step = getattr(cls, "step", None)
+    while getattr(step, "hooked", False) and hasattr(step, "__wrapped__"):
+        step = step.__wrapped__
+    return step
 
 
 def group_kind(fact: Optional[OptimizerFact], group: Mapping[str, Any], optimizer: object = None) -> DecayKind:

@@ -65,7 +65,10 @@ def runtime_codes(source: str, namespace: Dict[str, Any]) -> List[str]:
         module, example = namespace["block"], torch.randn(2, 64, 8, 8)
     else:
         module, example = namespace["model"], torch.randint(0, 10, (2, 3))
-    findings = audit(module, namespace["optimizer"], example_input=example, total_steps=RUNTIME_ONLY_STEPS)
+    # The optimizer the snippet built, or every optimizer it built (WD206 needs two).
+    built = [value for value in namespace.values() if isinstance(value, torch.optim.Optimizer)]
+    optimizers = namespace["optimizer"] if "optimizer" in namespace else built
+    findings = audit(module, optimizers, example_input=example, total_steps=RUNTIME_ONLY_STEPS)
     return [finding.code for finding in findings]
 
 

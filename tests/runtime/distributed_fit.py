@@ -8,6 +8,7 @@ Lightning re-launches this script once per extra rank, so it must be runnable as
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import warnings
@@ -64,6 +65,11 @@ def main(out: str, mode: str) -> None:
     guard = WeightDecayGuard(strict=mode == "ddp-strict-error", log_every_n_steps=1)
     trainer = pl.Trainer(callbacks=[guard], **trainer_kwargs(out, devices=2, strategy=strategy))
     error = None
+    logged: list = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("wd_guard").addHandler(handler)
+    logging.getLogger("wd_guard").setLevel(logging.INFO)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -75,6 +81,7 @@ def main(out: str, mode: str) -> None:
         "steps": trainer.global_step,
         "findings": [[f.code, f.severity, list(f.params), f.optimizer, f.group] for f in guard.findings],
         "warnings": [str(w.message) for w in caught if issubclass(w.category, WeightDecayWarning)],
+        "logged": [text.split()[0] for text in logged if text.startswith("WD")],
         "error": error,
         "param_types": sorted({type(p).__name__ for p in module.parameters()}),
     }

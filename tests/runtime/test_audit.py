@@ -243,3 +243,57 @@ def test_fsdp_flat_parameters_are_said_once_not_guessed(make_mlp):
     assert [(f.code, f.params) for f in report.findings] == [("WD201", ("head.bias",))]
     (note,) = report.notes
     assert "_flat_param" in note and "cannot be mapped" in note
+
+
+# -- WD206 ---------------------------------------------------------------------------------------
+
+
+def test_wd206_a_parameter_decayed_by_two_optimizers(make_mlp):
+    net = make_mlp()
+    opts = [torch.optim.AdamW(net.parameters(), weight_decay=0.05), torch.optim.SGD(net[2].parameters(), lr=0.1, weight_decay=5e-4)]
+    found = only(audit(net, opts), "WD206")
+    assert found.params == ("2.weight", "2.bias") and found.severity == "warning"
+    assert (found.optimizer, found.group) == (None, None)
+    assert found.message.startswith(get_rule("WD206").format())
+    assert "optimizer 0 (AdamW) group 0 weight_decay=0.05, optimizer 1 (SGD) group 0 weight_decay=0.0005" in found.message
+
+
+def test_wd206_silent_when_only_one_optimizer_decays_the_parameter(make_mlp):
+    net = make_mlp()
+    opts = [torch.optim.AdamW(param_groups(net, 0.05)), torch.optim.SGD(net[2].parameters(), lr=0.1)]
+    assert "WD206" not in codes(audit(net, opts))
+    assert "WD206" not in codes(audit(net, [torch.optim.AdamW(net[0].parameters()), torch.optim.AdamW(net[2].parameters())]))
+
+
+# -- optimizer subclasses ------------------------------------------------------------------------
+
+
+class MyAdam(torch.optim.Adam):
+    pass
+
+
+class MySGD(torch.optim.SGD):
+    def __init__(self, params, lr=1.0, weight_decay=0.5):  # new defaults, the same update
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
+
+
+class OwnStep(torch.optim.Adam):
+    def step(self, closure=None):
+        return super().step(closure)
+
+
+def test_a_subclass_instantiated_before_the_audit_keeps_its_base_facts(make_mlp):
+    from wd_guard import weight_stats
+
+    net = make_mlp()
+    adam, sgd = MyAdam(param_groups(net, 0.1), weight_decay=0.1), MySGD(param_groups(net, 0.5))
+    assert getattr(type(adam).step, "hooked", False)  # torch wrapped step on the subclass
+    assert codes(audit(net, adam)) == ["WD101"]
+    assert codes(audit(net, sgd)) == ["WD302"]
+    assert "effective_decay/0.weight" in weight_stats(net, sgd)
+
+
+def test_a_subclass_with_its_own_step_stays_unknown(make_mlp):
+    net = make_mlp()
+    with pytest.warns(WeightDecayWarning, match="OwnStep.*not in wd-guard's optimizer table"):
+        assert codes(audit(net, OwnStep(param_groups(net, 0.1), weight_decay=0.1))) == []

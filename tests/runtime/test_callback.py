@@ -27,9 +27,19 @@ def good_adamw(net, no_decay=()):
     return torch.optim.AdamW(param_groups(net, 0.05, no_decay=no_decay), lr=0.2)
 
 
-def test_warns_once_per_finding_with_the_code_first(tmp_path, wd_warnings):
-    fit(GuardedModule(cnn(), blanket_adam), tmp_path, [guard()], max_steps=3)
-    assert wd_warnings.codes() == ["WD101", "WD201", "WD202", "WD204"]
+def test_warns_once_per_finding_with_the_code_first(tmp_path, wd_warnings, caplog):
+    caplog.set_level(logging.INFO, logger="wd_guard")
+    cb = guard()
+    fit(GuardedModule(cnn(), blanket_adam), tmp_path, [cb], max_steps=3)
+    assert [f.code for f in cb.findings] == ["WD101", "WD201", "WD202", "WD204"]
+    # WD204 is info: in the log below the data-flow table, never a warning.
+    assert wd_warnings.codes() == ["WD101", "WD201", "WD202"]
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("wd_guard")]
+    (table,) = [text for text in logged if text.startswith("wd-guard data-flow check:")]
+    assert table.splitlines()[0] == "wd-guard data-flow check: 1 finding (1 info)"
+    assert table.splitlines()[2].split() == ["WD204", "info", "0", "0", "1", "decayed-scale-invariant"]
+    (line,) = [text for text in logged if text.startswith("WD204 ")]
+    assert "net.0.weight" in line and logged.index(line) == logged.index(table) + 1
     text = dict(zip(wd_warnings.codes(), wd_warnings.guard()))
     assert text["WD201"].startswith("WD201 " + get_rule("WD201").format(count=1))
     assert "net.5.bias" in text["WD201"] and "optimizer 0 (Adam), group 0" in text["WD201"]
@@ -105,7 +115,7 @@ def test_manual_optimization_with_two_optimizers(tmp_path, wd_warnings):
     fit(GuardedModule(mlp(), two, manual=True), tmp_path, [cb])
     # AdamW's default decay of 0.01 at lr 1e-3 is negligible over two steps (WD301).
     assert [(f.code, f.optimizer) for f in cb.findings] == [("WD201", 0), ("WD301", 0), ("WD101", 1), ("WD201", 1)]
-    assert wd_warnings.codes() == ["WD201", "WD301", "WD101", "WD201"]
+    assert wd_warnings.codes() == ["WD201", "WD101", "WD201"]  # WD301 is info: logged, not warned
 
 
 def test_no_optimizer_at_all(tmp_path, wd_warnings):
@@ -128,7 +138,9 @@ def test_untrained_parameters(tmp_path, wd_warnings):
     assert wd_warnings.codes() == ["WD205"]
 
 
-def test_dict_with_scheduler_audits_the_planned_run(tmp_path, wd_warnings):
+def test_dict_with_scheduler_audits_the_planned_run(tmp_path, wd_warnings, caplog):
+    caplog.set_level(logging.INFO, logger="wd_guard")
+
     def with_warmup(net):
         opt = torch.optim.AdamW(param_groups(net, 1e-4), lr=1e-4)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, step / 10))
@@ -138,7 +150,8 @@ def test_dict_with_scheduler_audits_the_planned_run(tmp_path, wd_warnings):
     fit(GuardedModule(mlp(), with_warmup), tmp_path, [cb], max_steps=5)
     (finding,) = cb.findings
     assert finding.code == "WD301" and "planned 5 steps" in finding.message
-    assert wd_warnings.codes() == ["WD301"]
+    assert wd_warnings.guard() == []
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("WD")] == [str(finding)]
 
 
 def test_fast_dev_run_skips_the_run_length_rule(tmp_path, wd_warnings):
@@ -154,10 +167,12 @@ def test_custom_input_fn_and_dataflow_switch(tmp_path, wd_warnings):
         seen.append(type(batch).__name__)
         return batch[0]
 
-    fit(GuardedModule(cnn(), good_adamw), tmp_path, [guard(input_fn=first)], max_steps=3)
-    assert seen == ["list"] and wd_warnings.codes() == ["WD204"]
-    fit(GuardedModule(cnn(), good_adamw), tmp_path, [guard(dataflow=False)])
-    assert wd_warnings.codes() == ["WD204"]
+    cb = guard(input_fn=first)
+    fit(GuardedModule(cnn(), good_adamw), tmp_path, [cb], max_steps=3)
+    assert seen == ["list"] and [f.code for f in cb.findings] == ["WD204"]
+    cb = guard(dataflow=False)
+    fit(GuardedModule(cnn(), good_adamw), tmp_path, [cb])
+    assert cb.findings == [] and wd_warnings.guard() == []
 
 
 def test_module_without_forward_skips_wd204(tmp_path, wd_warnings, caplog):
@@ -168,10 +183,11 @@ def test_module_without_forward_skips_wd204(tmp_path, wd_warnings, caplog):
             x, y = batch
             return torch.nn.functional.mse_loss(self.net(x), y)
 
-    caplog.set_level(logging.INFO, logger="wd_guard")
+    caplog.set_level(logging.DEBUG, logger="wd_guard")
     fit(NoForward(cnn(), good_adamw), tmp_path, [guard()])
     assert wd_warnings.guard() == []
-    assert any("does not implement forward" in r.getMessage() for r in caplog.records)
+    (skipped,) = [r for r in caplog.records if "does not implement forward" in r.getMessage()]
+    assert skipped.levelno == logging.DEBUG
 
 
 @pytest.mark.parametrize("entry", ["validate", "test", "predict"])

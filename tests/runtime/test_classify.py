@@ -33,6 +33,8 @@ def test_every_torch_norm_is_norm(layer):
 
 
 def test_custom_norm_class_by_name_one_dimensional_only():
+    """A Norm class's 1-D parameters are norms; a 1-D parameter elsewhere is a gain."""
+
     class ScaleNorm(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -47,7 +49,7 @@ def test_custom_norm_class_by_name_one_dimensional_only():
     assert roles(nn.ModuleDict({"a": ScaleNorm(), "b": Normal()})) == {
         "a.gain": Role.NORM,
         "a.mixing": Role.WEIGHT,
-        "b.gain": Role.WEIGHT,
+        "b.gain": Role.GAIN,  # "Normal" is not a Norm class
     }
 
 
@@ -104,11 +106,11 @@ def test_declared_names_prefixes_and_keywords():
 
 def test_declarations_on_a_submodule_are_scoped():
     model = nn.ModuleDict({"backbone": Backbone(), "other": nn.Linear(4, 4)})
-    model.other.relative_position = nn.Parameter(torch.zeros(2))
+    model.other.relative_positions = nn.Parameter(torch.zeros(2, 2))
     found = roles(model)
     assert found["backbone.pos_embed"] is Role.DECLARED
     assert found["backbone.relative_position_bias_table"] is Role.DECLARED
-    assert found["other.relative_position"] is Role.WEIGHT
+    assert found["other.relative_positions"] is Role.WEIGHT
 
 
 def test_failing_declaration_names_the_class():
