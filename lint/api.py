@@ -125,15 +125,13 @@ def prepare(path: str, options: Options) -> Union[Job, Problem, None]:
     kind = kind_of(path)
     try:
         data = read_source(path, options.max_file_size)
-        if not might_matter(data, select=codes, config=kind == CONFIG):
-            return None
         if kind == NOTEBOOK:
             notebook = read_notebook(path, data)
-            return Job(path, notebook.text, codes, kind, notebook.cells.spans)
+            return Job(path, notebook.text, codes, kind, notebook.cells.spans) if might_matter(data, select=codes) else None
         text = decode_config(path, data) if kind == CONFIG else decode_source(path, data)
     except Unlintable as exc:
         return exc.problem
-    return Job(path, text, codes, kind)
+    return Job(path, text, codes, kind) if might_matter(data, select=codes, config=kind == CONFIG) else None
 
 
 def _record(report: Report, job: Job, outcome: Outcome) -> None:

@@ -3,7 +3,7 @@
 The code cells of a notebook are joined into one Python text, each followed by a boundary
 comment line, so that the linter reads a notebook as it reads a ``.py`` file. IPython syntax is
 kept out of the parser's way: a line that starts with ``%`` (a line magic), ``!`` (a shell
-command) or ends in ``?`` (help) becomes a ``pass`` statement that remembers the line, and a
+command), assigns one (``files = !ls``) or ends in ``?`` (help) becomes a ``pass`` statement that remembers the line, and a
 cell that starts with a cell magic (``%%bash``, ``%%writefile``) is left out, except for the
 magics that run the rest of the cell as Python (``%%time``, ``%%capture``, ...).
 
@@ -24,7 +24,8 @@ from typing import Any, Dict, List, Optional, Tuple
 BOUNDARY = "# wd-lint: end of notebook cell {index}"
 _BOUNDARY = re.compile(r"^# wd-lint: end of notebook cell (\d+)$")
 _MAGIC_MARK = "pass  # wd-lint: ipython "
-_MAGIC = re.compile(r"^(\s*)(?:[%!](?!=)|\?)")
+# ``%magic``, ``!shell``, ``?help``, and ``files = !ls`` / ``t = %timeit -o f()`` assignments.
+_MAGIC = re.compile(r"^(\s*)(?:[%!](?!=)|\?|[\w.]+(?:\s*,\s*[\w.]+)*\s*=\s*[%!](?!=))")
 _HELP = re.compile(r"^\s*[\w.]+\?{1,2}\s*$")
 _RESTORE = re.compile(r"^(\s*)" + re.escape(_MAGIC_MARK) + r"(.*)$")
 # Cell magics that run the rest of the cell as Python.

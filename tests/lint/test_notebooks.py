@@ -28,7 +28,7 @@ def markdown(text: str) -> Dict[str, Any]:
 OUTPUT = {"name": "stdout", "output_type": "stream", "text": ["loss 0.25 — déjà vu\n"]}
 CELLS = [
     markdown("# Training"),
-    code("%matplotlib inline", "import torch", "!pip install tqdm", outputs=[OUTPUT]),
+    code("%matplotlib inline", "import torch", "!pip install tqdm", "gpus = !nvidia-smi -L", outputs=[OUTPUT]),
     code("model = torch.nn.Linear(4, 4)", "opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-2)"),
     code("%%bash", "python -c 'torch.optim.Adam(p, weight_decay=1)'"),
     code("%%time", "for _ in range(2):", "    %time step()", "    later = torch.optim.RMSprop(params, weight_decay=1e-4)  # noqa: WD101"),
@@ -110,7 +110,7 @@ def test_fix_rewrites_only_the_changed_cell_sources(tmp_path, capsys, indent, en
         "model = torch.nn.Linear(4, 4)\n",
         "opt = torch.optim.AdamW(wd_guard.param_groups(model, weight_decay=1e-2), lr=1e-3)",
     ]
-    assert after["cells"][1]["source"] == ["import wd_guard\n", "%matplotlib inline\n", "import torch\n", "!pip install tqdm"]
+    assert after["cells"][1]["source"] == ["import wd_guard\n", "%matplotlib inline\n", "import torch\n", "!pip install tqdm\n", "gpus = !nvidia-smi -L"]
     # Everything else, outputs and metadata included, is as it was, and so is the JSON style.
     for index in (0, 3, 4, 5):
         assert after["cells"][index] == document["cells"][index]
