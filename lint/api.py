@@ -1,8 +1,9 @@
 """Files in, report out: the path of every file through the linter.
 
 1. ``files``: which files to read (``discover``) and with which settings (``settings``).
-2. ``intake``: read and decode each file (``source``); a file without the rules' words is done
-   without a parse (``vocabulary``); a file whose content the cache knows is done too.
+2. ``intake``: read and decode each file as its kind (``source``): Python, a notebook's code
+   cells (``notebook``) or a YAML config; a file without the rules' words is done without a
+   parse (``vocabulary``); a file whose content the cache knows is done too.
 3. ``analysis``: what is left is parsed once and every rule run on it, in worker processes
    (``workers``), so a parser crash or hang costs that file alone.
 4. ``output``: ``# noqa`` comments silence findings (``noqa``); the report is then printed.
@@ -19,10 +20,10 @@ from typing import FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union
 
 from wd_guard.lint.analysis import workers
 from wd_guard.lint.analysis.cache import Cache
-from wd_guard.lint.diagnostic import INTERNAL, UNREADABLE, Diagnostic, Job, Outcome, Problem
+from wd_guard.lint.diagnostic import CONFIG, INTERNAL, NOTEBOOK, UNREADABLE, Diagnostic, Job, Outcome, Problem
 from wd_guard.lint.files.discover import discover, is_excluded
 from wd_guard.lint.files.settings import DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT, default_codes, expand
-from wd_guard.lint.intake.source import Unlintable, decode_source, read_source
+from wd_guard.lint.intake.source import Unlintable, decode_config, decode_source, kind_of, read_notebook, read_source
 from wd_guard.lint.intake.vocabulary import might_matter
 from wd_guard.lint.output.noqa import apply_noqa
 
@@ -34,6 +35,7 @@ class Options:
     codes: FrozenSet[str] = field(default_factory=default_codes)
     per_file_ignores: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     exclude: Tuple[str, ...] = ()
+    include: Tuple[str, ...] = ()  # further files a folder walk lints (YAML configs, say)
     root: Path = field(default_factory=Path.cwd)
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     timeout: float = DEFAULT_TIMEOUT
@@ -73,7 +75,7 @@ class Report:
 
 def lint_paths(paths: Sequence[str], options: Options) -> Report:
     """Discover the files under ``paths`` (the current folder when empty) and lint them."""
-    found = discover(paths, options.exclude, options.root)
+    found = discover(paths, options.exclude, options.root, options.include)
     problems = [Problem(item.path, UNREADABLE, item.reason) for item in found.problems]
     report = lint_files(found.files, options)
     report.problems.extend(problems)
@@ -120,21 +122,46 @@ def prepare(path: str, options: Options) -> Union[Job, Problem, None]:
     codes = options.codes_for(path)
     if not codes:
         return None
+    kind = kind_of(path)
     try:
         data = read_source(path, options.max_file_size)
-        text = decode_source(path, data)
+        if kind == NOTEBOOK:
+            notebook = read_notebook(path, data)
+            return Job(path, notebook.text, codes, kind, notebook.cells.spans) if might_matter(data, select=codes) else None
+        text = decode_config(path, data) if kind == CONFIG else decode_source(path, data)
     except Unlintable as exc:
         return exc.problem
-    return Job(path, text, codes) if might_matter(data, select=codes) else None
+    return Job(path, text, codes, kind) if might_matter(data, select=codes, config=kind == CONFIG) else None
 
 
 def _record(report: Report, job: Job, outcome: Outcome) -> None:
     if outcome.problem is not None:
-        report.problems.append(outcome.problem)
+        report.problems.append(_problem_in_cell(outcome.problem, job) if job.cells else outcome.problem)
         return
     found = [replace(d, path=job.path) if d.path != job.path else d for d in outcome.diagnostics]
     kept = apply_noqa([d for d in found if d.code in job.codes], job.text)
     report.suppressed += len(found) - len(kept)
-    report.diagnostics.extend(kept)
+    report.diagnostics.extend([_in_cell(d, job) for d in kept] if job.cells else kept)
+
+
+def _in_cell(diagnostic: Diagnostic, job: Job) -> Diagnostic:
+    """A notebook diagnostic with its lines counted in its cell (the cache keeps joined lines)."""
+    from wd_guard.lint.intake.notebook import Cells
+
+    cells = Cells(job.cells)
+    cell, line = cells.locate(diagnostic.line)
+    end_cell, end_line = cells.locate(diagnostic.end_line)
+    if end_cell != cell:  # a span that reaches past its cell ends with the cell's first line
+        end_line = line
+    return replace(diagnostic, cell=cell, line=line, end_line=end_line)
+
+
+def _problem_in_cell(problem: Problem, job: Job) -> Problem:
+    from wd_guard.lint.intake.notebook import Cells
+
+    if problem.line is None:
+        return problem
+    cell, line = Cells(job.cells).locate(problem.line)
+    return replace(problem, cell=cell, line=line)
 
 

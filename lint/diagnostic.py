@@ -51,7 +51,8 @@ class Diagnostic:
     """A rule's finding at a place in a file. Lines and columns are 1-based.
 
     ``fix`` is the rewrite the rule offers for this finding, if any; it does not take part in
-    comparisons.
+    comparisons. In a notebook, ``cell`` is the cell's number (1-based, every cell counted) and
+    the lines are lines of that cell.
     """
 
     code: str
@@ -62,6 +63,7 @@ class Diagnostic:
     end_column: int
     path: str = ""
     fix: Optional[Fix] = field(default=None, compare=False, repr=False)
+    cell: Optional[int] = None
 
     @property
     def severity(self) -> Severity:
@@ -69,7 +71,7 @@ class Diagnostic:
         return get_rule(self.code).severity
 
     def sort_key(self) -> tuple:
-        return (self.path, self.line, self.column, self.code)
+        return (self.path, self.cell or 0, self.line, self.column, self.code)
 
 
 # What went wrong with a file; every kind makes the run exit with status 2.
@@ -92,15 +94,28 @@ class Problem:
     reason: str
     line: Optional[int] = None
     column: Optional[int] = None
+    cell: Optional[int] = None
+
+
+# The kinds of source wd-lint reads.
+PYTHON = "python"
+NOTEBOOK = "notebook"  # a .ipynb file: its code cells, joined into Python text
+CONFIG = "config"  # a YAML file: LightningCLI / jsonargparse and Hydra optimizer configs
 
 
 @dataclass(frozen=True)
 class Job:
-    """One decoded source to analyse for ``codes``."""
+    """One decoded source to analyse for ``codes``.
+
+    ``kind`` says how ``text`` is read; for a notebook, ``text`` is its code cells joined into
+    Python and ``cells`` maps its lines back: ``(cell number, first line, line count)``.
+    """
 
     path: str
     text: str
     codes: FrozenSet[str]
+    kind: str = PYTHON
+    cells: Tuple[Tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Remember what the analysis of a file found, so that an unchanged file is not parsed again.
 
-An entry is keyed by the file's content (a BLAKE2 hash of the decoded text) and the codes that
-ran on it, under a folder named after the linter itself: its version, the size and time of
-each of its modules, the Python and libcst it runs on. Changing a rule, the configuration or
+An entry is keyed by the file's content (a BLAKE2 hash of the decoded text: for a notebook,
+its code cells joined), its kind and the codes that ran on it, under a folder named after the
+linter itself: its version, the size and time of each of its modules (every stage's folder),
+the Python and libcst it runs on. Positions are kept as the analysis gave them; a notebook's
+are put in their cells after reading. Changing a rule, the configuration or
 the file gives a new key; nothing is ever invalidated by hand.
 
 The cache lives in ``.wd-lint-cache/`` in the project root (the folder of the configuration,
@@ -50,9 +52,10 @@ def cache_dir(option: Optional[str], root: Path, environ: Mapping[str, str] = os
 def fingerprint() -> str:
     """What identifies this linter: version, modules, Python and libcst. Costs a few ``stat``
     calls, no import."""
-    here = Path(__file__).resolve().parent
+    linter = Path(__file__).resolve().parent.parent
     parts: List[str] = [__version__, sys.version, sys.implementation.cache_tag or ""]
-    for folder in (here, here / "rules", Path(sys.modules["wd_guard"].__file__ or "").resolve().parent):
+    stages = sorted(entry.path for entry in os.scandir(linter) if entry.is_dir() and not entry.name.startswith(("_", ".")))
+    for folder in (linter, *map(Path, stages), Path(sys.modules["wd_guard"].__file__ or "").resolve().parent):
         parts.extend(_stamps(folder))
     parts.extend(_stamps(_libcst_folder(), names=("__init__.py", "_version.py")))
     return hashlib.blake2b("\n".join(parts).encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
@@ -104,10 +107,10 @@ class Cache:
 
     @staticmethod
     def key(job: Job) -> str:
-        """The entry name for ``job``: its text and its codes."""
+        """The entry name for ``job``: its kind, its text and its codes."""
         digest = hashlib.blake2b(digest_size=20)
         digest.update(",".join(sorted(job.codes)).encode("ascii"))
-        digest.update(b"\0")
+        digest.update(b"\0" + job.kind.encode("ascii") + b"\0")
         digest.update(job.text.encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
 

@@ -23,7 +23,7 @@ import warnings
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
-from wd_guard.lint.diagnostic import CRASH, INTERNAL, SYNTAX, TIMEOUT, TOO_DEEP, Job, Outcome, Problem
+from wd_guard.lint.diagnostic import CONFIG, CRASH, INTERNAL, SYNTAX, TIMEOUT, TOO_DEEP, Job, Outcome, Problem
 
 STACK_SIZE = 512 * 1024 * 1024
 RECURSION_LIMIT = 100_000
@@ -32,6 +32,8 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 def analyse(job: Job) -> Outcome:
     """Run the engine on one source; every failure becomes a Problem, nothing is raised."""
+    if job.kind == CONFIG:
+        return analyse_config(job)
     import libcst
 
     from wd_guard.lint.analysis import engine
@@ -52,6 +54,20 @@ def analyse(job: Job) -> Outcome:
         reason = f"internal error while analysing: {type(exc).__name__}: {exc}"
         return Outcome(problem=Problem(job.path, INTERNAL, reason))
     return Outcome(diagnostics=tuple(diagnostics))
+
+
+def analyse_config(job: Job) -> Outcome:
+    """The YAML rules on one config; invalid YAML is a syntax problem with its position."""
+    from wd_guard.lint.rules.configs import ConfigSyntaxError, lint_config
+
+    try:
+        return Outcome(diagnostics=tuple(lint_config(job.text, job.path, select=job.codes)))
+    except ConfigSyntaxError as exc:
+        return Outcome(problem=Problem(job.path, SYNTAX, str(exc), exc.line, exc.column))
+    except RecursionError:
+        return Outcome(problem=Problem(job.path, TOO_DEEP, "nested too deeply to analyse"))
+    except Exception as exc:  # a bug: this file, not the run
+        return Outcome(problem=Problem(job.path, INTERNAL, f"internal error while analysing: {type(exc).__name__}: {exc}"))
 
 
 def syntax_problem(path: str, exc: Any, text: str) -> Problem:

@@ -165,6 +165,7 @@ def _options(args: argparse.Namespace, config: Config) -> Options:
         codes=resolve_codes([config.layer, cli]),
         per_file_ignores=config.per_file_ignores,
         exclude=config.exclude + check_patterns(_split(args.exclude), "--exclude"),
+        include=config.include,
         root=config.root,
         max_file_size=parse_size(args.max_file_size, "--max-file-size") if args.max_file_size else config.max_file_size,
         timeout=parse_timeout(args.timeout, "--timeout") if args.timeout is not None else config.timeout,

@@ -1,4 +1,5 @@
-"""Which files ``wd-lint`` reads: the named files, and the ``*.py`` files under named folders.
+"""Which files ``wd-lint`` reads: the named files, and under named folders the ``*.py`` files,
+the notebooks (``*.ipynb``), and the files an ``include`` pattern selects (YAML configs, say).
 
 Folders are walked in name order. Version-control and tool folders, virtual environments
 (any folder holding a ``pyvenv.cfg``), ``build``, ``dist`` and ``__pycache__`` are skipped while
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -25,6 +27,7 @@ SKIP_DIRS = frozenset(
     }
 )
 SUFFIX = ".py"
+SUFFIXES = (SUFFIX, ".ipynb")  # what a folder walk reads without being told
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,26 @@ def is_excluded(path: str, patterns: Sequence[str], root: Path) -> bool:
     return rel not in ("", ".") and any(matches(p, rel) for p in patterns)
 
 
-def discover(paths: Iterable[str], exclude: Sequence[str] = (), root: Optional[Path] = None) -> Discovery:
+def included(path: str, patterns: Sequence[str], root: Path) -> bool:
+    """Whether an ``include`` pattern selects ``path``. Patterns are globs relative to the
+    configuration's folder, where ``**/`` stands for any number of folders; one without a slash
+    matches the file's name in any folder."""
+    rel = relative_to(path, root)
+    if rel is None or not patterns:
+        return False
+    name = rel.rsplit("/", 1)[-1]
+    return any(_glob(pattern).fullmatch(rel if "/" in pattern else name) for pattern in patterns)
+
+
+def _glob(pattern: str) -> "re.Pattern[str]":
+    parts = re.split(r"(\*\*/|\*\*|\*|\?)", pattern.lstrip("/"))
+    table = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(table.get(part, re.escape(part)) for part in parts))
+
+
+def discover(
+    paths: Iterable[str], exclude: Sequence[str] = (), root: Optional[Path] = None, include: Sequence[str] = ()
+) -> Discovery:
     """The files under ``paths`` (the current folder when empty) that wd-lint should read."""
     root = (root or Path.cwd()).resolve()
     found = Discovery()
@@ -96,13 +118,13 @@ def discover(paths: Iterable[str], exclude: Sequence[str] = (), root: Optional[P
         if not os.path.lexists(path):
             found.problems.append(Unlisted(path, "no such file or directory"))
         elif os.path.isdir(path):
-            _walk(path, found, exclude, root)
+            _walk(path, found, exclude, root, include)
         else:
             found.add_file(path)
     return found
 
 
-def _walk(top: str, found: Discovery, exclude: Sequence[str], root: Path) -> None:
+def _walk(top: str, found: Discovery, exclude: Sequence[str], root: Path, include: Sequence[str] = ()) -> None:
     # An explicit stack instead of recursion: trees of any depth, and no os.walk error hiding.
     stack, files = [top], []
     while stack:
@@ -116,7 +138,7 @@ def _walk(top: str, found: Discovery, exclude: Sequence[str], root: Path) -> Non
             if is_dir:
                 if name not in SKIP_DIRS and not is_excluded(path, exclude, root):
                     subfolders.append(path)
-            elif name.endswith(SUFFIX) and not is_excluded(path, exclude, root):
+            elif (name.endswith(SUFFIXES) or included(path, include, root)) and not is_excluded(path, exclude, root):
                 files.append(path)
         stack.extend(reversed(subfolders))
     for path in sorted(files, key=lambda p: Path(p).parts):

@@ -8,6 +8,7 @@ directory upwards, is the configuration; patterns in it are relative to its fold
     extend-select = ["WD204"]          # added to the defaults (or to select)
     ignore = ["WD302"]                 # removed afterwards
     exclude = ["generated/", "*_pb2.py"]
+    include = ["configs/**/*.yaml"]    # further files a folder walk lints (*.py and *.ipynb always)
     per-file-ignores = { "tests/*" = ["WD210"] }
     max-file-size = "5MB"              # larger files are skipped and reported
     timeout = 60                       # seconds one file may take to analyse
@@ -63,6 +64,7 @@ class Config:
     path: Optional[Path] = None
     layer: Layer = field(default_factory=Layer)
     exclude: Tuple[str, ...] = ()
+    include: Tuple[str, ...] = ()
     per_file_ignores: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     timeout: float = DEFAULT_TIMEOUT
@@ -167,6 +169,7 @@ def parse_table(table: Any, path: Path) -> Config:
         path=path,
         layer=layer,
         exclude=check_patterns(get("exclude", []), f"{where} exclude"),
+        include=check_patterns(get("include", []), f"{where} include"),
         per_file_ignores=_per_file_ignores(get("per-file-ignores", {}), f"{where} per-file-ignores"),
         max_file_size=parse_size(get("max-file-size", DEFAULT_MAX_FILE_SIZE), f"{where} max-file-size"),
         timeout=parse_timeout(get("timeout", DEFAULT_TIMEOUT), f"{where} timeout"),
@@ -183,7 +186,7 @@ def check_patterns(values: Any, where: str) -> Tuple[str, ...]:
     return tuple(values)
 
 
-_KEYS = ("select", "extend-select", "ignore", "exclude", "per-file-ignores", "max-file-size", "timeout")
+_KEYS = ("select", "extend-select", "ignore", "exclude", "include", "per-file-ignores", "max-file-size", "timeout")
 
 
 def _reject_unknown_keys(table: Mapping[str, Any], where: str) -> None:

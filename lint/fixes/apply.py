@@ -6,7 +6,8 @@ lints the result again, so fixes on overlapping ranges are applied one at a time
 up-to-date code. A round whose result does not parse stops everything and the original stays
 as it was. Files are written through a temporary file in the same folder and an atomic
 rename, keeping the encoding (and BOM), the line breaks, the permissions and the trailing
-newline. Fixing fixed code changes nothing.
+newline. A notebook's code cells are fixed as one text and only the changed cells' sources
+are written back (see ``intake.notebook``). Fixing fixed code changes nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import libcst as cst
 from wd_guard.lint.fixes.atomic import replace_file
 from wd_guard.lint.diagnostic import Diagnostic, Edit, Fix
 from wd_guard.lint.analysis.engine import lint_source, parse
+from wd_guard.lint.diagnostic import NOTEBOOK
+from wd_guard.lint.intake.source import kind_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from wd_guard.lint.api import Options, Report
@@ -141,6 +144,8 @@ def fix_file(
     """Fix the file at ``path`` in place (or only compute the result when ``write`` is
     False). Raises FixError, leaving the file untouched, when that cannot be done safely."""
     real = os.path.realpath(path)  # a symbolic link stays a link to the fixed file
+    if kind_of(path) == NOTEBOOK:
+        return _fix_notebook(path, real, select=select, unsafe=unsafe, keep=keep, write=write)
     try:
         with open(real, "rb") as handle:
             data = handle.read()
@@ -150,6 +155,37 @@ def fix_file(
     result = fix_text(text, path, select=select, unsafe=unsafe, keep=keep)
     if write and result.changed:
         write_atomically(real, result.text.encode(encoding))
+    return result
+
+
+def _fix_notebook(path: str, real: str, *, select: Optional[Collection[str]], unsafe: bool, keep: Optional[Keep], write: bool) -> Fixed:
+    """Fix a notebook's code cells; only the changed cells' sources change in its JSON, and the
+    remaining findings are placed in their cells."""
+    from dataclasses import replace
+
+    from wd_guard.lint.intake.notebook import NotebookError, read, rewrite
+
+    try:
+        with open(real, "rb") as handle:
+            data = handle.read()
+        notebook = read(data)
+    except (OSError, NotebookError) as exc:
+        raise FixError(f"{path}: cannot read: {exc}") from None
+    result = fix_text(notebook.text, path, select=select, unsafe=unsafe, keep=keep)
+    if result.changed:
+        try:
+            fixed = rewrite(data, result.text)
+        except NotebookError as exc:
+            raise FixError(f"{path}: {exc}") from None
+        if write:
+            write_atomically(real, fixed)
+    cells = read(fixed).cells if result.changed else notebook.cells
+    placed = []
+    for diagnostic in result.remaining:
+        cell, line = cells.locate(diagnostic.line)
+        end_cell, end_line = cells.locate(diagnostic.end_line)
+        placed.append(replace(diagnostic, cell=cell, line=line, end_line=end_line if end_cell == cell else line))
+    result.remaining = placed
     return result
 
 

@@ -1,8 +1,10 @@
-"""Read a file's bytes and decode them as Python source, or say why that cannot be done.
+"""Read a file's bytes and decode them as the source kind its name says, or say why that cannot
+be done.
 
 The bytes are read without following the path into a FIFO or a device; a file over
-``max_file_size`` is refused with its size; NUL bytes mean it is not Python text; the encoding
-comes from the BOM or the PEP 263 line (UTF-8 otherwise).
+``max_file_size`` is refused with its size; NUL bytes mean it is not text. Python's encoding
+comes from the BOM or the PEP 263 line (UTF-8 otherwise); YAML is UTF-8; a notebook is JSON
+whose code cells become Python text (see ``notebook``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import io
 import os
 import stat
 import tokenize
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from wd_guard.lint.diagnostic import NOT_TEXT, TOO_LARGE, UNREADABLE, Problem
+from wd_guard.lint.diagnostic import CONFIG, NOT_TEXT, NOTEBOOK, PYTHON, TOO_LARGE, UNREADABLE, Problem
 from wd_guard.lint.files.settings import DEFAULT_MAX_FILE_SIZE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from wd_guard.lint.intake.notebook import Notebook
 
 _BOM_CONFLICT = "cannot decode: a UTF-8 byte order mark and a coding line that names another encoding"
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -82,3 +87,40 @@ def decode_source(path: str, data: bytes) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         reason = f"cannot decode as {encoding}: {exc.reason} (byte 0x{data[exc.start]:02x})"
         raise Unlintable(Problem(path, NOT_TEXT, reason, line)) from None
+
+
+NOTEBOOK_SUFFIXES = (".ipynb",)
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+def kind_of(path: str) -> str:
+    """The kind of source a file holds, by its name: notebook, YAML config, else Python."""
+    name = path.lower()
+    if name.endswith(NOTEBOOK_SUFFIXES):
+        return NOTEBOOK
+    if name.endswith(CONFIG_SUFFIXES):
+        return CONFIG
+    return PYTHON
+
+
+def decode_config(path: str, data: bytes) -> str:
+    """The text of a YAML file (UTF-8, a BOM allowed); raises Unlintable."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise Unlintable(Problem(path, NOT_TEXT, "contains NUL bytes: not YAML text", line))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise Unlintable(Problem(path, NOT_TEXT, f"cannot decode as utf-8: {exc.reason} (byte 0x{data[exc.start]:02x})", line)) from None
+
+
+def read_notebook(path: str, data: bytes) -> "Notebook":
+    """The code cells of a notebook as Python text; raises Unlintable."""
+    from wd_guard.lint.intake.notebook import NotebookError, read
+
+    try:
+        return read(data)
+    except NotebookError as exc:
+        raise Unlintable(Problem(path, NOT_TEXT, str(exc), exc.line, exc.column)) from None

@@ -81,6 +81,15 @@ IDENTIFIERS: Mapping[str, Identifiers] = {
     "WD204": (frozenset({"Sequential"}), BATCH_NORMS, LAYERS),
 }
 
+# YAML configs: a class named under ``class_path`` or ``_target_``, or as LightningCLI's
+# ``optimizer:`` value (see ``rules.configs``); the class names as above.
+CONFIG_KEYS = words("class_path", "_target_", "optimizer")
+CONFIG_BY_CODE: Mapping[str, Vocabulary] = {
+    "WD101": (CONFIG_KEYS, words(*class_names(DecayKind.COUPLED_ADAPTIVE))),
+    "WD210": ((b"optimizer",), words(*class_names(*DECAYING))),
+    "WD302": (CONFIG_KEYS, words(*class_names(*DECAYING))),
+}
+
 _DEFAULT = tuple(rule.code for rule in iter_rules("static") if rule.static_default and rule.code in BY_CODE)
 
 # Declared encodings whose bytes do not contain ASCII words as ASCII: the pre-filter cannot
@@ -89,15 +98,18 @@ _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 _ASCII_SUPERSETS = re.compile(r"^(utf[-_]?8(-sig)?|ascii|us-ascii|latin[-_]?1|iso[-_]?8859[-_]?\d+|cp\d+|[a-z0-9-]*euc[-\w]*|gb\w*|big5\w*|shift[-_]?jis|koi8[-_]?\w)$", re.I)
 
 
-def might_matter(source: Union[bytes, str], *, select: Optional[Collection[str]] = None) -> bool:
+def might_matter(source: Union[bytes, str], *, select: Optional[Collection[str]] = None, config: bool = False) -> bool:
     """Whether any selected rule could fire on ``source``: a cheap test on the raw bytes.
 
     False means the file certainly has no finding (every rule needs some word, such as an
     optimizer's class name, to appear in the text); True means it must be parsed.
-    ``select=None`` means the rules the catalogue turns on by default.
+    ``select=None`` means the rules the catalogue turns on by default. ``config`` tests a YAML
+    file with the configs' vocabulary. A notebook is tested as Python on its raw JSON: the
+    words of its code cells are there as they are in a ``.py`` file.
     """
     data = source.encode("utf-8") if isinstance(source, str) else source
-    if _unreadable_encoding(data):
+    vocabularies = CONFIG_BY_CODE if config else BY_CODE
+    if not config and _unreadable_encoding(data):
         return True
     codes = _DEFAULT if select is None else [code.upper() for code in select]
     found: Dict[bytes, bool] = {}
@@ -107,7 +119,7 @@ def might_matter(source: Union[bytes, str], *, select: Optional[Collection[str]]
             found[word] = word in data
         return found[word]
 
-    return any(all(any(map(has, group)) for group in BY_CODE.get(code, ())) for code in codes if code in BY_CODE)
+    return any(all(any(map(has, group)) for group in vocabularies[code]) for code in codes if code in vocabularies)
 
 
 def identifiers_match(found: AbstractSet[str], select: Optional[Collection[str]] = None) -> bool:

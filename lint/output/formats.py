@@ -33,25 +33,28 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def location(path: str, line: Any = None, column: Any = None) -> str:
-    """``path:line:col`` (or less when the position is unknown), printable."""
-    parts = [printable(path)] + [str(v) for v in (line, column) if v is not None]
+def location(path: str, line: Any = None, column: Any = None, cell: Any = None) -> str:
+    """``path:line:col`` (or less when the position is unknown), printable; in a notebook
+    ``path:cell N:line:col``, as ruff writes it."""
+    parts = [printable(path)] + ([f"cell {cell}"] if cell is not None else [])
+    parts += [str(v) for v in (line, column) if v is not None]
     return ":".join(parts) if line is not None else parts[0]
 
 
 def format_text(diagnostics: Sequence[Diagnostic]) -> str:
     """One ``path:line:col: CODE message`` line per diagnostic (1-based line and column)."""
-    return "".join(f"{location(d.path, d.line, d.column)}: {d.code} {printable(d.message)}\n" for d in diagnostics)
+    return "".join(f"{location(d.path, d.line, d.column, d.cell)}: {d.code} {printable(d.message)}\n" for d in diagnostics)
 
 
 def format_problems(problems: Sequence[Problem]) -> str:
     """One ``path[:line:col]: error: reason`` line per file that could not be linted."""
-    return "".join(f"{location(p.path, p.line, p.column)}: error: {printable(p.reason)}\n" for p in problems)
+    return "".join(f"{location(p.path, p.line, p.column, p.cell)}: error: {printable(p.reason)}\n" for p in problems)
 
 
 def diagnostic_dict(diagnostic: Diagnostic) -> Dict[str, Any]:
-    """The JSON object for one diagnostic, as DESIGN.md fixes it."""
-    return {
+    """The JSON object for one diagnostic, as DESIGN.md fixes it; a notebook's also has
+    ``cell`` (1-based), and its lines are lines of that cell."""
+    found: Dict[str, Any] = {
         "code": diagnostic.code,
         "severity": diagnostic.severity,
         "message": diagnostic.message,
@@ -61,6 +64,9 @@ def diagnostic_dict(diagnostic: Diagnostic) -> Dict[str, Any]:
         "end_line": diagnostic.end_line,
         "end_column": diagnostic.end_column,
     }
+    if diagnostic.cell is not None:
+        found["cell"] = diagnostic.cell
+    return found
 
 
 def format_json(diagnostics: Sequence[Diagnostic]) -> str:
@@ -90,7 +96,7 @@ def format_github(diagnostics: Sequence[Diagnostic], problems: Sequence[Problem]
     for d in diagnostics:
         rule = get_rule(d.code)
         props = {"file": d.path, "line": d.line, "col": d.column, "endLine": d.end_line, "endColumn": d.end_column}
-        props["title"] = f"{d.code} {rule.name}"
+        props["title"] = f"{d.code} {rule.name}" + (f" (cell {d.cell})" if d.cell is not None else "")
         lines.append(_workflow_command(_GITHUB_LEVEL[rule.severity], props, d.message))
     for p in problems:
         props = {"file": p.path, "line": p.line, "col": p.column, "title": f"wd-lint {p.kind}"}
@@ -164,6 +170,7 @@ def sarif_log(diagnostics: Sequence[Diagnostic], problems: Sequence[Problem]) ->
             "level": _SARIF_LEVEL[d.severity],
             "message": {"text": d.message},
             "locations": [_sarif_location(d.path, _region(d.line, d.column, d.end_line, d.end_column))],
+            **({"properties": {"cell": d.cell}} if d.cell is not None else {}),
         }
         for d in diagnostics
     ]

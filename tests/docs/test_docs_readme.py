@@ -229,7 +229,8 @@ def test_precommit_snippet_is_a_valid_config_for_this_hook_and_version(tmp_path)
     assert [hook["id"] for hook in repo["hooks"]] == ["wd-lint"]
     (shipped,) = [hook for hook in hooks if hook["id"] == "wd-lint"]
     assert repo["hooks"][0]["entry"] == shipped["entry"]
-    assert repo["hooks"][0]["types"] == shipped["types"]
+    assert repo["hooks"][0]["types_or"] == shipped["types_or"]
+    assert "wd-lint-config" in [hook["id"] for hook in hooks]
     assert f"rev: v{wd_guard.__version__}" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -26,10 +27,12 @@ GOOD = "import torch\n\nmodel = torch.nn.Linear(4, 4)\nopt = torch.optim.AdamW([
 def test_manifest_is_valid_for_pre_commit():
     from pre_commit.clientlib import load_manifest
 
-    [hook] = load_manifest(str(ROOT / ".pre-commit-hooks.yaml"))
-    assert (hook["id"], hook["language"], hook["types"], hook["entry"]) == ("wd-lint", "python", ["python"], "wd-lint")
-    assert hook["additional_dependencies"] == []  # installs the package alone: libcst, no torch
-    assert hook["require_serial"] is True  # one wd-lint run gets every file and spreads them itself
+    hook, config = load_manifest(str(ROOT / ".pre-commit-hooks.yaml"))
+    assert (hook["id"], hook["language"], hook["types_or"], hook["entry"]) == ("wd-lint", "python", ["python", "jupyter"], "wd-lint")
+    assert (config["id"], config["language"], config["types"], config["entry"]) == ("wd-lint-config", "python", ["yaml"], "wd-lint")
+    for each in (hook, config):
+        assert each["additional_dependencies"] == []  # installs the package alone: libcst, no torch
+        assert each["require_serial"] is True  # one wd-lint run gets every file and spreads them itself
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"][hook["entry"]] == "wd_guard.lint.command.cli:command"
     assert not any("torch" in dependency for dependency in pyproject["project"]["dependencies"])
@@ -134,3 +137,29 @@ def test_hook_skips_when_no_python_file_changed(tmp_path):
     repo = make_repo(tmp_path / "repo", {"README.md": "# docs only\n"})
     result = pre_commit(repo)
     assert result.returncode == 0 and "(no files to check)Skipped" in result.stdout
+
+
+def test_shipped_hooks_lint_notebooks_and_yaml_configs(tmp_path):
+    # The hooks of the manifest, run as local hooks with this environment's wd-lint: their file
+    # types decide which files wd-lint is given.
+    from pre_commit.clientlib import load_manifest
+
+    hooks = load_manifest(str(ROOT / ".pre-commit-hooks.yaml"))
+    notebook = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                           "source": ["import torch\n", "opt = torch.optim.Adam(params, weight_decay=1e-2)\n"]}],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    config = "optimizer:\n  class_path: torch.optim.Adam\n  init_args:\n    weight_decay: 0.01\n"
+    files = {"nb.ipynb": json.dumps(notebook, indent=1), "configs/fit.yaml": config, "other.yaml": "a: 1\n"}
+    repo = make_repo(tmp_path / "repo", files)
+    lines = ["repos:", "  - repo: local", "    hooks:"]
+    for hook in hooks:
+        types = f"types_or: {json.dumps(hook['types_or'])}" if hook["types_or"] else f"types: {json.dumps(hook['types'])}"
+        lines += [f"      - id: {hook['id']}", f"        name: {hook['name']}", f"        entry: {WD_LINT}",
+                  "        language: system", f"        {types}", "        require_serial: true"]
+    (repo / ".pre-commit-config.yaml").write_text("\n".join(lines) + "\n")
+    git(repo, "add", "-A")
+    result = pre_commit(repo, "--all-files")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "nb.ipynb:cell 1:2:7: WD101" in result.stdout
+    assert "configs/fit.yaml:2:15: WD101" in result.stdout and "configs/fit.yaml:1:1: WD210" in result.stdout
+    assert "other.yaml" not in result.stdout
