@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union
 
 from wd_guard.lint.analysis import workers
 from wd_guard.lint.analysis.cache import Cache
 from wd_guard.lint.diagnostic import INTERNAL, UNREADABLE, Diagnostic, Job, Outcome, Problem
-from wd_guard.lint.files.discover import discover, is_excluded
+from wd_guard.lint.files.discover import Excluded, discover, is_excluded
 from wd_guard.lint.files.settings import DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT, default_codes, expand
 from wd_guard.lint.intake.source import Unlintable, decode_source, read_source
 from wd_guard.lint.intake.vocabulary import might_matter
@@ -39,12 +39,23 @@ class Options:
     timeout: float = DEFAULT_TIMEOUT
     processes: int = 1
     cache_dir: Optional[Path] = None  # None: no cache (see ``cache``)
+    respect_gitignore: bool = False
+    line_length: Optional[int] = None  # fixes keep their lines within it
+    # Settings found per file (``files.hierarchy``): the options of the closest configuration
+    # above a path, and what a walk skips. None: these options hold for every file.
+    scoped: Optional[Callable[[str], "Options"]] = field(default=None, compare=False, repr=False)
+    excluded: Optional[Excluded] = field(default=None, compare=False, repr=False)
+
+    def for_path(self, path: str) -> "Options":
+        """The options that apply to ``path``."""
+        return self if self.scoped is None else self.scoped(path)
 
     def codes_for(self, path: str) -> FrozenSet[str]:
         """The selected codes minus the per-file ignores whose pattern matches ``path``."""
-        codes = self.codes
-        for pattern, selectors in self.per_file_ignores:
-            if is_excluded(path, (pattern,), self.root):
+        scoped = self.for_path(path)
+        codes = scoped.codes
+        for pattern, selectors in scoped.per_file_ignores:
+            if is_excluded(path, (pattern,), scoped.root):
                 codes = codes.difference(*(expand(s) for s in selectors))
         return codes
 
@@ -73,10 +84,34 @@ class Report:
 
 def lint_paths(paths: Sequence[str], options: Options) -> Report:
     """Discover the files under ``paths`` (the current folder when empty) and lint them."""
-    found = discover(paths, options.exclude, options.root)
+    found = discover(
+        paths, options.exclude, options.root, excluded=options.excluded, respect_gitignore=options.respect_gitignore
+    )
     problems = [Problem(item.path, UNREADABLE, item.reason) for item in found.problems]
     report = lint_files(found.files, options)
     report.problems.extend(problems)
+    report.sort()
+    return report
+
+
+def lint_text(path: str, data: bytes, options: Options) -> Report:
+    """Lint ``data`` (an editor's buffer on standard input) as the file ``path``: the settings
+    and per-file ignores of ``path`` apply, and an excluded ``path`` has no findings."""
+    report = Report()
+    if options.excluded is not None and options.excluded(path, False):
+        return report
+    report.files = 1
+    codes = options.codes_for(path)
+    try:
+        text = decode_source(path, data)
+    except Unlintable as exc:
+        report.problems.append(exc.problem)
+        return report
+    if codes and might_matter(data, select=codes):
+        report.analysed = 1
+        job = Job(path, text, codes)
+        for job, outcome in workers.run_jobs([job], options.processes, options.for_path(path).timeout):
+            _record(report, job, outcome)
     report.sort()
     return report
 
@@ -121,7 +156,7 @@ def prepare(path: str, options: Options) -> Union[Job, Problem, None]:
     if not codes:
         return None
     try:
-        data = read_source(path, options.max_file_size)
+        data = read_source(path, options.for_path(path).max_file_size)
         text = decode_source(path, data)
     except Unlintable as exc:
         return exc.problem
@@ -133,6 +168,7 @@ def _record(report: Report, job: Job, outcome: Outcome) -> None:
         report.problems.append(outcome.problem)
         return
     found = [replace(d, path=job.path) if d.path != job.path else d for d in outcome.diagnostics]
+    found = [replace(d, fix=d.fix.located(job.text)) if d.fix is not None else d for d in found]
     kept = apply_noqa([d for d in found if d.code in job.codes], job.text)
     report.suppressed += len(found) - len(kept)
     report.diagnostics.extend(kept)

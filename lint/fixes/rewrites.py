@@ -13,14 +13,16 @@ no fix is offered.
 from __future__ import annotations
 
 from collections import Counter
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple
 
 import libcst as cst
 
+from wd_guard.catalogue import RETUNE_HINT
 from wd_guard.optimizers import DecayKind, OptimizerFact, lookup
 
 from wd_guard.lint.analysis.names import Names, dotted, string_value
 from wd_guard.lint.analysis.walk import iter_nodes
+from wd_guard.lint.fixes.imports import import_placement
 from wd_guard.lint.rules.base import Change, DeleteLines, FileContext, FixPlan, InsertLines, Replace
 from wd_guard.lint.rules.sites import PARAMS, WEIGHT_DECAY, Site
 
@@ -156,7 +158,13 @@ def other_uses(ctx: FileContext, name: cst.Name) -> int:
 
 
 def decouple(site: Site, ctx: FileContext) -> Optional[FixPlan]:
-    """Make the site's decay decoupled: set the flag, rename to the counterpart, or pass it."""
+    """Make the site's decay decoupled: set the flag, rename to the counterpart, or pass it.
+    The number stays while its meaning changes, so the title says to retune it."""
+    plan = _decouple(site, ctx)
+    return None if plan is None else FixPlan(f"{plan.title}; {RETUNE_HINT}", plan.changes)
+
+
+def _decouple(site: Site, ctx: FileContext) -> Optional[FixPlan]:
     flag = site.fact.decoupled_flag
     if flag is not None and any(group is not None and flag in group.options for group in site.scopes()):
         return None  # groups that set the flag themselves are left to the user
@@ -323,10 +331,11 @@ def _helper_reference(names: Names, ctx: FileContext) -> Optional[Tuple[str, Tup
         return HELPER, (Replace(statement, insert_alias_after(statement, last, HELPER)),)
     if not names.is_unbound(HELPER_MODULE):
         return None
-    anchor = _import_anchor(ctx.module)
-    if anchor is None:
+    placed = import_placement(ctx.module, HELPER_MODULE)
+    if placed is None:
         return None
-    return f"{HELPER_MODULE}.{HELPER}", (InsertLines(anchor[0], f"import {HELPER_MODULE}{ctx.module.default_newline}", before=anchor[1]),)
+    anchor, before, text = placed
+    return f"{HELPER_MODULE}.{HELPER}", (InsertLines(anchor, text, before=before),)
 
 
 def _helper_module_import(ctx: FileContext) -> Optional[Tuple[cst.ImportFrom, cst.ImportAlias]]:
@@ -337,39 +346,6 @@ def _helper_module_import(ctx: FileContext) -> Optional[Tuple[cst.ImportFrom, cs
                 if dotted(statement.module) == HELPER_MODULE and not isinstance(statement.names, cst.ImportStar):
                     return statement, statement.names[-1]
     return None
-
-
-def _import_anchor(module: cst.Module) -> Optional[Tuple[cst.CSTNode, bool]]:
-    """Where ``import wd_guard`` goes: after the file's leading imports, else after its
-    docstring, else before its first statement. ``(node, before)``."""
-    last_import: Optional[cst.CSTNode] = None
-    body: Sequence[Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]] = module.body
-    for index, statement in enumerate(body):
-        if _is_import_line(statement):
-            last_import = statement
-        elif not (index == 0 and _is_docstring(statement)):
-            break
-    if last_import is not None:
-        return last_import, False
-    if not body:
-        return None
-    if _is_docstring(body[0]):
-        return body[0], False
-    decorators = getattr(body[0], "decorators", ())
-    return (decorators[0] if decorators else body[0]), True
-
-
-def _is_import_line(statement: cst.CSTNode) -> bool:
-    return isinstance(statement, cst.SimpleStatementLine) and all(
-        isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body
-    )
-
-
-def _is_docstring(statement: cst.CSTNode) -> bool:
-    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
-        return False
-    small = statement.body[0]
-    return isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString))
 
 
 __all__: List[str] = ["append_keyword", "decouple", "decoupled_counterpart", "drop_alias", "drop_arg", "insert_alias_after", "use_param_groups"]
