@@ -38,6 +38,17 @@ def _new_long_lines(before: str, after: str, limit: int) -> Set[int]:
     return {number for number, line in enumerate(after.splitlines(), 1) if len(line) > limit and line not in old}
 
 
+def comments_in(node: cst.CSTNode) -> List[str]:
+    """The text of every comment in ``node``, whitespace included (where libcst keeps them)."""
+    found, stack = [], [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, cst.Comment):
+            found.append(item.value)
+        stack.extend(item.children)
+    return found
+
+
 class _Outermost(cst.CSTVisitor):
     """The first (outermost) call that starts and ends on each chosen line."""
 

@@ -22,6 +22,7 @@ from wd_guard.optimizers import DecayKind, OptimizerFact, lookup
 
 from wd_guard.lint.analysis.names import Names, dotted, string_value
 from wd_guard.lint.analysis.walk import iter_nodes
+from wd_guard.lint.fixes.layout import comments_in
 from wd_guard.lint.fixes.imports import import_placement
 from wd_guard.lint.rules.base import Change, DeleteLines, FileContext, FixPlan, InsertLines, Replace
 from wd_guard.lint.rules.sites import PARAMS, WEIGHT_DECAY, Site
@@ -73,11 +74,13 @@ def append_keyword(call: cst.Call, name: str, value: cst.BaseExpression) -> cst.
     return call.with_changes(args=[*args, added])
 
 
-def drop_arg(call: cst.Call, arg: cst.Arg) -> cst.Call:
+def drop_arg(call: cst.Call, arg: cst.Arg) -> Optional[cst.Call]:
     """``call`` without ``arg``; comments on the lines before it, a trailing comma and the
-    line break before ``)`` stay."""
+    line break before ``)`` stay, and the argument's own comments stay on lines of their own
+    where it was. None when they cannot (an argument and its comment on one line with others)."""
     args = list(call.args)
     index = next(i for i, item in enumerate(args) if item is arg)
+    before = args[index - 1].comma.whitespace_after if index > 0 and isinstance(args[index - 1].comma, cst.Comma) else call.whitespace_before_args
     if index == len(args) - 1 and index > 0:
         previous = args[index - 1]
         trailing = isinstance(arg.comma, cst.Comma)
@@ -88,6 +91,37 @@ def drop_arg(call: cst.Call, arg: cst.Arg) -> cst.Call:
         else:
             args[index - 1] = previous.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=kept)
     del args[index]
+    lost = Counter(comments_in(call)) - Counter(comments_in(call.with_changes(args=args)))
+    if not lost:
+        return call.with_changes(args=args)
+    return _keep_comments(call, args, index, list(lost.elements()), before)
+
+
+def _keep_comments(call: cst.Call, args: List[cst.Arg], index: int, comments: List[str], before: object) -> Optional[cst.Call]:
+    """``call`` with ``args`` (one removed at ``index``) and ``comments`` on lines of their own
+    in the gap the argument left, indented like the argument was (``before`` preceded it)."""
+    if not isinstance(before, cst.ParenthesizedWhitespace):
+        return None
+
+    def with_lines(space: object) -> Optional[cst.ParenthesizedWhitespace]:
+        if not isinstance(space, cst.ParenthesizedWhitespace):
+            return None
+        lines = [cst.EmptyLine(indent=before.indent, whitespace=before.last_line, comment=cst.Comment(c)) for c in comments]
+        return space.with_changes(empty_lines=[*space.empty_lines, *lines])
+
+    if index == 0:
+        gap = with_lines(call.whitespace_before_args)
+        return None if gap is None else call.with_changes(whitespace_before_args=gap, args=args)
+    previous = args[index - 1]
+    if isinstance(previous.comma, cst.Comma):
+        gap = with_lines(previous.comma.whitespace_after)
+        previous = previous.with_changes(comma=previous.comma.with_changes(whitespace_after=gap)) if gap is not None else previous
+    else:
+        gap = with_lines(previous.whitespace_after_arg)
+        previous = previous.with_changes(whitespace_after_arg=gap) if gap is not None else previous
+    if gap is None:
+        return None
+    args[index - 1] = previous
     return call.with_changes(args=args)
 
 
@@ -285,7 +319,8 @@ def _moved_decay(site: Site) -> Optional[Tuple[cst.BaseExpression, cst.Call]]:
     given = site.arguments[WEIGHT_DECAY]
     if not _within(given, site.call) or not _removable(given, site.call):
         return None
-    return setting.expr, drop_arg(site.call, given)
+    call = drop_arg(site.call, given)
+    return None if call is None else (setting.expr, call)
 
 
 def _helper_call(helper: str, module: cst.BaseExpression, decay: cst.BaseExpression) -> cst.Call:
