@@ -19,7 +19,7 @@ from wd_guard.lint.diagnostic import Diagnostic
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 _FILE_NOQA = re.compile(
     r"#\s*(?:wd-lint\s*:\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?|flake8\s*:\s*noqa)\s*$",
-    re.IGNORECASE,
+    re.IGNORECASE | re.MULTILINE,
 )
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
