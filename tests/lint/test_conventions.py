@@ -226,3 +226,34 @@ def test_flake8_select_and_extend_select_turn_on_an_opt_in_rule(tmp_path):
     assert "WD204" in codes("--select", "WD204")
     assert "WD204" in codes("--select", "WD1", "--extend-select", "WD204")
     assert "WD204" in codes("--select", "WD2")
+
+
+# -- fixes users can merge ------------------------------------------------------------------
+
+
+def test_fix_places_the_import_in_the_third_party_block_and_keeps_the_line_length(tmp_path):
+    source = (
+        '"""Training."""\n\nimport os\nimport sys\n\nimport numpy as np\nimport torch\nfrom torch import nn\n\n'
+        "from . import data\n\n\ndef make(model):\n"
+        "    return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)\n"
+    )
+    tree(tmp_path, {"pyproject.toml": "[tool.wd-lint]\n\n[tool.ruff]\nline-length = 60\n", "pkg/train.py": source})
+    result = wd_lint("--fix", "--unsafe-fixes", cwd=tmp_path)
+    fixed = (tmp_path / "pkg" / "train.py").read_text()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "import torch\nimport wd_guard\nfrom torch import nn\n" in fixed  # isort's order
+    changed = [line for line in fixed.splitlines() if line not in source.splitlines()]
+    assert changed and all(len(line) <= 60 for line in changed), fixed
+    compile(fixed, "train.py", "exec")
+
+
+def test_fix_keeps_a_noqa_comment_inside_a_multi_line_call(tmp_path):
+    source = (
+        "import torch\nimport wd_guard\n\nopt = torch.optim.SGD(\n    model.parameters(),\n    lr=0.1,\n"
+        "    weight_decay=5e-4,  # noqa: WD302\n)\n"
+    )
+    tree(tmp_path, {"a.py": source})
+    wd_lint("--fix", "--unsafe-fixes", "a.py", cwd=tmp_path)
+    fixed = (tmp_path / "a.py").read_text()
+    assert "wd_guard.param_groups(model, weight_decay=5e-4)" in fixed and "# noqa: WD302" in fixed
+    compile(fixed, "a.py", "exec")
