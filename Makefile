@@ -7,7 +7,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench clean
 
+# The pinned development set (constraints.txt: torch 2.13, numpy 2.4, hypothesis 6.170, ...)
+# needs Python 3.11 or newer; the package itself installs on 3.9 and later.
 $(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make demo and make test need Python 3.11+ (the pinned constraints); wd-guard itself installs on Python 3.9+ with pip")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e '.[lightning,dev]'
 	touch $(STAMP)

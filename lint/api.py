@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union
 
 from wd_guard.lint.analysis import workers
 from wd_guard.lint.analysis.cache import Cache
 from wd_guard.lint.diagnostic import CONFIG, INTERNAL, NOTEBOOK, UNREADABLE, Diagnostic, Job, Outcome, Problem
-from wd_guard.lint.files.discover import discover, is_excluded
+from wd_guard.lint.files.discover import Excluded, discover, included, is_excluded
 from wd_guard.lint.files.settings import DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT, default_codes, expand
 from wd_guard.lint.intake.source import Unlintable, decode_config, decode_source, kind_of, read_notebook, read_source
 from wd_guard.lint.intake.vocabulary import might_matter
@@ -41,12 +41,28 @@ class Options:
     timeout: float = DEFAULT_TIMEOUT
     processes: int = 1
     cache_dir: Optional[Path] = None  # None: no cache (see ``cache``)
+    respect_gitignore: bool = False
+    line_length: Optional[int] = None  # fixes keep their lines within it
+    # Settings found per file (``files.hierarchy``): the options of the closest configuration
+    # above a path, and what a walk skips. None: these options hold for every file.
+    scoped: Optional[Callable[[str], "Options"]] = field(default=None, compare=False, repr=False)
+    excluded: Optional[Excluded] = field(default=None, compare=False, repr=False)
+
+    def for_path(self, path: str) -> "Options":
+        """The options that apply to ``path``."""
+        return self if self.scoped is None else self.scoped(path)
+
+    def includes(self, path: str) -> bool:
+        """Whether the ``include`` patterns of the settings that apply to ``path`` select it."""
+        scoped = self.for_path(path)
+        return included(path, scoped.include, scoped.root)
 
     def codes_for(self, path: str) -> FrozenSet[str]:
         """The selected codes minus the per-file ignores whose pattern matches ``path``."""
-        codes = self.codes
-        for pattern, selectors in self.per_file_ignores:
-            if is_excluded(path, (pattern,), self.root):
+        scoped = self.for_path(path)
+        codes = scoped.codes
+        for pattern, selectors in scoped.per_file_ignores:
+            if is_excluded(path, (pattern,), scoped.root):
                 codes = codes.difference(*(expand(s) for s in selectors))
         return codes
 
@@ -75,10 +91,39 @@ class Report:
 
 def lint_paths(paths: Sequence[str], options: Options) -> Report:
     """Discover the files under ``paths`` (the current folder when empty) and lint them."""
-    found = discover(paths, options.exclude, options.root, options.include)
+    found = discover(
+        paths,
+        options.exclude,
+        options.root,
+        excluded=options.excluded,
+        respect_gitignore=options.respect_gitignore,
+        include=options.includes,
+    )
     problems = [Problem(item.path, UNREADABLE, item.reason) for item in found.problems]
     report = lint_files(found.files, options)
     report.problems.extend(problems)
+    report.sort()
+    return report
+
+
+def lint_text(path: str, data: bytes, options: Options) -> Report:
+    """Lint ``data`` (an editor's buffer on standard input) as the file ``path``: the settings
+    and per-file ignores of ``path`` apply, and an excluded ``path`` has no findings."""
+    report = Report()
+    if options.excluded is not None and options.excluded(path, False):
+        return report
+    report.files = 1
+    codes = options.codes_for(path)
+    try:
+        text = decode_source(path, data)
+    except Unlintable as exc:
+        report.problems.append(exc.problem)
+        return report
+    if codes and might_matter(data, select=codes):
+        report.analysed = 1
+        job = Job(path, text, codes)
+        for job, outcome in workers.run_jobs([job], options.processes, options.for_path(path).timeout):
+            _record(report, job, outcome)
     report.sort()
     return report
 
@@ -124,7 +169,7 @@ def prepare(path: str, options: Options) -> Union[Job, Problem, None]:
         return None
     kind = kind_of(path)
     try:
-        data = read_source(path, options.max_file_size)
+        data = read_source(path, options.for_path(path).max_file_size)
         if kind == NOTEBOOK:
             notebook = read_notebook(path, data)
             return Job(path, notebook.text, codes, kind, notebook.cells.spans) if might_matter(data, select=codes) else None
@@ -139,6 +184,7 @@ def _record(report: Report, job: Job, outcome: Outcome) -> None:
         report.problems.append(_problem_in_cell(outcome.problem, job) if job.cells else outcome.problem)
         return
     found = [replace(d, path=job.path) if d.path != job.path else d for d in outcome.diagnostics]
+    found = [replace(d, fix=d.fix.located(job.text)) if d.fix is not None else d for d in found]
     kept = apply_noqa([d for d in found if d.code in job.codes], job.text)
     report.suppressed += len(found) - len(kept)
     report.diagnostics.extend([_in_cell(d, job) for d in kept] if job.cells else kept)

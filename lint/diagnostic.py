@@ -6,19 +6,29 @@ finding, located in the source) or the Problem that stopped it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import bisect
+import re
+from dataclasses import dataclass, field, replace
 from typing import FrozenSet, Optional, Tuple
 
 from wd_guard.catalogue import Severity, get_rule
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 @dataclass(frozen=True)
 class Edit:
-    """Replace ``text[start:end]`` (character offsets into the file's decoded text) by ``content``."""
+    """Replace ``text[start:end]`` (character offsets into the file's decoded text) by ``content``.
+
+    ``location`` and ``end_location`` are the same range as 1-based (line, column) pairs, set
+    once the text is known (``Fix.located``) for reports that show them (JSON)."""
 
     start: int
     end: int
     content: str
+    location: Optional[Tuple[int, int]] = field(default=None, compare=False)
+    end_location: Optional[Tuple[int, int]] = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,17 @@ class Fix:
         for edit in sorted(self.edits, key=lambda e: e.start, reverse=True):
             text = text[: edit.start] + edit.content + text[edit.end :]
         return text
+
+    def located(self, text: str) -> "Fix":
+        """This fix with the line and column of each edit in ``text``, the text it was made for."""
+        starts = [0] + [match.end() for match in _LINE_BREAK.finditer(text)]
+
+        def where(offset: int) -> Tuple[int, int]:
+            line = bisect.bisect_right(starts, offset)
+            return line, offset - starts[line - 1] + 1
+
+        edits = tuple(replace(e, location=where(e.start), end_location=where(e.end)) for e in self.edits)
+        return replace(self, edits=edits)
 
     @property
     def span(self) -> Tuple[int, int]:

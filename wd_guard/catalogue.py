@@ -20,7 +20,24 @@ from typing import Dict, Iterator, Literal, Mapping, Tuple
 Severity = Literal["error", "warning", "info"]
 Where = Literal["runtime", "static", "both"]
 
+# Where the project lives; pyproject.toml's Project-URLs name the same address (a test checks).
+REPOSITORY_URL = "https://github.com/wd-guard/wd-guard"
+# Each rule's page (docs/rules/<code>.md, generated from this module by scripts/gen_docs.py).
+RULE_URL = REPOSITORY_URL + "/blob/main/docs/rules/{code}.md"
+
 SEVERITIES: Tuple[Severity, ...] = ("error", "warning", "info")
+
+# What WD101's fix, its diff and its page say: decoupling keeps the number, not its meaning.
+RETUNE_HINT = "retune weight_decay: decoupled decay removes lr * weight_decay per step"
+RETUNE_WEIGHT_DECAY = (
+    "Switching to decoupled decay keeps the number but changes what it means: AdamW multiplies\n"
+    "each weight by `1 - lr * weight_decay` per step, whatever its gradients, where Adam's L2\n"
+    "term was divided by `sqrt(v)`. So retune `weight_decay` rather than keep it. Rule of thumb:\n"
+    "AdamW recipes use 0.01 to 0.1 (0.05 for vision transformers, 0.1 for GPT-style language\n"
+    "models) with learning rates around 1e-4 to 1e-3; values that suited Adam's L2 or SGD\n"
+    "(1e-5 to 5e-4) decay almost nothing under AdamW (WD301), and `lr * weight_decay` of 0.1\n"
+    "or more destroys weights within a few steps (WD302)."
+)
 SECTIONS: Tuple[str, ...] = ("What it does", "Why is this bad?", "Example", "Use instead")
 
 
@@ -76,6 +93,11 @@ class Rule:
         header += f"Checked {_WHERE_TEXT[self.where]}.\n\n{self.format_summary()}\n\n"
         return header + self.explanation.strip("\n") + f"\n\nFix: {self.fix}\n"
 
+    @property
+    def url(self) -> str:
+        """The address of the rule's page."""
+        return RULE_URL.format(code=self.code)
+
     def format_summary(self) -> str:
         """The message template with placeholders shown as ``<name>``."""
         return self.message.format(**{name: f"<{name}>" for name in self.placeholders})
@@ -95,7 +117,7 @@ RULES: Tuple[Rule, ...] = (
         severity="error",
         where="both",
         message="{optimizer} applies weight_decay as coupled L2, which its adaptive step distorts",
-        fix="Use AdamW, or pass decoupled_weight_decay=True where the optimizer has it",
+        fix="Use AdamW, or pass decoupled_weight_decay=True where the optimizer has it; then retune weight_decay",
         explanation="""
 ## What it does
 Flags an adaptive optimizer (Adam, Adamax, RMSprop, Adagrad, Adadelta, NAdam, RAdam) that is
@@ -116,10 +138,14 @@ optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-2)
 
 ## Use instead
 ```python
-optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+# Retuned: AdamW removes lr * weight_decay of each weight per step.
+optimizer = torch.optim.AdamW(wd_guard.param_groups(model, weight_decay=0.05), lr=1e-3)
 # or, for NAdam and RAdam:
-optimizer = torch.optim.NAdam(params, lr=1e-3, weight_decay=1e-2, decoupled_weight_decay=True)
+groups = wd_guard.param_groups(model, weight_decay=0.05)
+optimizer = torch.optim.NAdam(groups, lr=1e-3, decoupled_weight_decay=True)
 ```
+
+""" + RETUNE_WEIGHT_DECAY + """
 """,
     ),
     Rule(
@@ -389,7 +415,7 @@ optimizer = torch.optim.SGD(model.parameters(), lr=1.0, weight_decay=0.5)
 
 ## Use instead
 ```python
-optimizer = torch.optim.SGD(model.parameters(), lr=1.0, weight_decay=5e-4)
+optimizer = torch.optim.SGD(wd_guard.param_groups(model, weight_decay=5e-4), lr=1.0)
 ```
 """,
     ),
@@ -418,7 +444,7 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=5e-4)
 ## Use instead
 ```python
 loss = criterion(out, y)
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=5e-4)
+optimizer = torch.optim.SGD(wd_guard.param_groups(model, weight_decay=5e-4), lr=0.1)
 ```
 """,
     ),
@@ -447,7 +473,7 @@ optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 ## Use instead
 ```python
 loss = criterion(out, y)
-optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+optimizer = torch.optim.AdamW(wd_guard.param_groups(model, weight_decay=0.05), lr=1e-3)
 ```
 """,
     ),

@@ -6,7 +6,8 @@ be read or parsed (reported with its path; every other file is still linted).
 ``wd-lint --explain CODE`` and ``wd-lint rule CODE`` print a rule's explanation;
 ``wd-lint rule`` lists the rules. ``--fix --unsafe-fixes`` applies the rules' fixes (``--diff``
 shows them instead, ``--fix-only`` reports nothing else); the exit status then reflects the
-findings that remain.
+findings that remain. ``wd-lint - --stdin-filename PATH`` lints standard input as ``PATH``
+(see ``stdin``). The flags follow ruff's where both tools have one (docs/conventions.md).
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ import argparse
 import io
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import List, NoReturn, Optional, Sequence, TextIO, Tuple
+from typing import Callable, Dict, List, NoReturn, Optional, Sequence, TextIO, Tuple
 
 from wd_guard import __version__
 from wd_guard.catalogue import RULES, get_rule
 from wd_guard.lint.output import formats as output
 from wd_guard.lint.analysis.cache import DEFAULT_DIR, ENV_VAR, cache_dir
-from wd_guard.lint.files.settings import Config, ConfigError, Layer, check_patterns, check_selectors, load_config
-from wd_guard.lint.files.settings import parse_size, parse_timeout, resolve_codes
+from wd_guard.lint.files.hierarchy import Effective, Hierarchy, Overrides
+from wd_guard.lint.files.settings import Config, ConfigError, Layer, check_patterns, check_selectors
+from wd_guard.lint.files.settings import parse_line_length, parse_size, parse_timeout
 from wd_guard.lint.analysis.workers import default_processes
 from wd_guard.lint.api import Options, Report, lint_paths
 
@@ -53,11 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--select", action="append", metavar="CODES", help="codes, prefixes (WD2) or ALL to run, not the defaults")
     add("--extend-select", action="append", default=[], metavar="CODES", help="codes to check in addition")
     add("--ignore", action="append", default=[], metavar="CODES", help="codes not to check")
-    add("--exclude", action="append", default=[], metavar="GLOBS", help="paths to skip, besides the config's")
+    add("--exclude", action="append", metavar="GLOBS", help="paths to skip, replacing the configured and default excludes")
+    add("--extend-exclude", action="append", default=[], metavar="GLOBS", help="paths to skip, besides the excludes")
+    add("--respect-gitignore", action=argparse.BooleanOptionalAction, default=None, help="skip what .gitignore, .ignore and git's excludes name in folder walks (default: on)")
     add("--statistics", action="store_true", help="print how often each code was found instead of each finding")
     add("--explain", metavar="CODE", help="print the explanation of a rule and exit")
-    add("--config", metavar="FILE", help="read [tool.wd-lint] from this pyproject.toml")
+    add("--config", metavar="FILE", help="use this pyproject.toml's [tool.wd-lint] (or this wd-lint.toml) for every file")
     add("--isolated", action="store_true", help="ignore every configuration file")
+    add("--show-settings", action="store_true", help="print the settings that apply to PATH and exit")
+    add("--stdin-filename", metavar="PATH", help="lint standard input as the file PATH (its settings apply)")
+    add("--exit-zero", action="store_true", help="exit 0 even when there are findings (2 still means a file failed)")
+    add("--output-file", "-o", metavar="FILE", help="write the report to FILE instead of standard output")
+    add("--quiet", "-q", action="store_true", help="print the findings only: no summary, no hints")
+    add("--line-length", metavar="N", type=int, help="the line length fixes keep to (default: the configuration's)")
     add("--max-file-size", metavar="SIZE", help="skip (and report) larger files, e.g. 5MB")
     add("--timeout", metavar="SECONDS", type=float, help="skip (and report) a file whose analysis takes longer")
     add("--jobs", "-j", metavar="N", type=int, help="worker processes (default: one per CPU; 0: no workers)")
@@ -121,22 +132,44 @@ def _lint_command(args: argparse.Namespace) -> int:
         return _explain(args.explain)
     if args.statistics and args.format not in ("text", "json"):
         raise _UsageError("--statistics works with --format text or json")
-    config = _config(args)
-    options = _options(args, config)
+    from_stdin = _reads_stdin(args)
+    options, effective = _options(args)
+    if args.show_settings:
+        return _show_settings(args, options, effective, from_stdin)
+    if from_stdin:
+        from wd_guard.lint.command.stdin import lint_stdin
+
+        return _exit(lint_stdin(args, options), args)
     report = lint_paths(args.paths, options)
     if args.fix or args.fix_only or args.diff:
-        return _fix_command(report, options, args)
+        return _exit(_fix_command(report, options, args), args)
     _print(report, args)
-    return report.exit_code
+    return _exit(report.exit_code, args)
+
+
+def _reads_stdin(args: argparse.Namespace) -> bool:
+    """Standard input is read for ``-``, and for ``--stdin-filename`` without paths."""
+    if "-" in args.paths:
+        if len(args.paths) > 1:
+            raise _UsageError("'-' (standard input) cannot be linted together with other paths")
+        return True
+    return args.stdin_filename is not None and not args.paths
+
+
+def _exit(code: int, args: argparse.Namespace) -> int:
+    return 0 if args.exit_zero and code == 1 else code
 
 
 def _fix_command(report: Report, options: Options, args: argparse.Namespace) -> int:
     from wd_guard.lint.fixes.apply import fix_report  # loads the parser: only when fixing
 
+    hidden = hidden_fixes(report.diagnostics, args.unsafe_fixes)
     run = fix_report(report, options, unsafe=args.unsafe_fixes, write=not args.diff)
     if args.diff or args.fix_only:
         _write(sys.stdout, "".join(run.diffs) if args.diff else "")
         _write(sys.stderr, output.format_problems(report.problems))
+        if args.diff and not args.quiet:
+            _write(sys.stderr, diff_summary(run.applied, hidden))
         if report.problems:
             return USAGE_ERROR
         return 1 if args.diff and run.diffs else 0
@@ -144,34 +177,82 @@ def _fix_command(report: Report, options: Options, args: argparse.Namespace) -> 
     return report.exit_code
 
 
-def _config(args: argparse.Namespace) -> Config:
-    if args.isolated:
-        if args.config:
-            raise _UsageError("--config and --isolated exclude each other")
-        return Config(root=Path.cwd().resolve())
-    return load_config(Path(args.config) if args.config else None)
+def hidden_fixes(diagnostics: Sequence[object], unsafe: bool) -> int:
+    """How many findings have a fix that only ``--unsafe-fixes`` applies (0 with it)."""
+    if unsafe:
+        return 0
+    return sum(1 for d in diagnostics if getattr(d, "fix", None) is not None and d.fix.unsafe)  # type: ignore[attr-defined]
 
 
-def _options(args: argparse.Namespace, config: Config) -> Options:
-    cli = Layer(
-        select=_selectors(args.select, "--select") if args.select is not None else None,
-        extend_select=_selectors(args.extend_select, "--extend-select"),
-        ignore=_selectors(args.ignore, "--ignore"),
+def diff_summary(applied: int, hidden: int) -> str:
+    """What ``--diff`` would fix, and how many more fixes ``--unsafe-fixes`` would show."""
+    more = f" ({hidden} fix{'' if hidden == 1 else 'es'} available with --unsafe-fixes)" if hidden else ""
+    if applied:
+        return f"Would fix {applied} finding{'' if applied == 1 else 's'}{more}.\n"
+    return f"No findings would be fixed{more}.\n"
+
+
+def _show_settings(args: argparse.Namespace, options: Options, effective: Callable[[str], Effective], from_stdin: bool) -> int:
+    from wd_guard.lint.command.show import describe
+
+    paths = [args.stdin_filename] if from_stdin else args.paths
+    if len(paths) != 1 or paths[0] is None:
+        raise _UsageError("--show-settings needs exactly one PATH (or --stdin-filename)")
+    _write(sys.stdout, describe(paths[0], options.for_path(paths[0]), effective(paths[0])))
+    return 0
+
+
+def _options(args: argparse.Namespace) -> Tuple[Options, Callable[[str], Effective]]:
+    """The options of the run, with the settings found per file, and the settings of a path."""
+    if args.isolated and args.config:
+        raise _UsageError("--config and --isolated exclude each other")
+    cwd = Path.cwd().resolve()
+    cli = Overrides(
+        cwd=cwd,
+        layer=Layer(
+            select=_selectors(args.select, "--select") if args.select is not None else None,
+            extend_select=_selectors(args.extend_select, "--extend-select"),
+            ignore=_selectors(args.ignore, "--ignore"),
+        ),
+        exclude=check_patterns(_split(args.exclude), "--exclude") if args.exclude is not None else None,
+        extend_exclude=check_patterns(_split(args.extend_exclude), "--extend-exclude"),
+        respect_gitignore=args.respect_gitignore,
+        max_file_size=parse_size(args.max_file_size, "--max-file-size") if args.max_file_size else None,
+        timeout=parse_timeout(args.timeout, "--timeout") if args.timeout is not None else None,
     )
+    line_length = parse_line_length(args.line_length, "--line-length") if args.line_length is not None else None
     jobs = default_processes() if args.jobs is None else args.jobs
     if jobs < 0:
         raise _UsageError(f"--jobs: expected 0 or more, got {jobs}")
-    return Options(
-        codes=resolve_codes([config.layer, cli]),
-        per_file_ignores=config.per_file_ignores,
-        exclude=config.exclude + check_patterns(_split(args.exclude), "--exclude"),
-        include=config.include,
-        root=config.root,
-        max_file_size=parse_size(args.max_file_size, "--max-file-size") if args.max_file_size else config.max_file_size,
-        timeout=parse_timeout(args.timeout, "--timeout") if args.timeout is not None else config.timeout,
-        processes=jobs,
-        cache_dir=None if args.no_cache else cache_dir(args.cache_dir, config.root),
-    )
+    effective: Dict[Optional[Path], Effective] = {}
+
+    def build(config: Config) -> Options:
+        found = effective.setdefault(config.path, Effective.of(config, cli))
+        return Options(
+            codes=found.codes,
+            per_file_ignores=config.per_file_ignores,
+            exclude=found.exclude,
+            include=config.include,
+            root=config.root,
+            max_file_size=found.max_file_size,
+            timeout=found.timeout,
+            processes=jobs,
+            respect_gitignore=found.respect_gitignore,
+            line_length=line_length if line_length is not None else config.line_length,
+        )
+
+    hierarchy = Hierarchy.discover(build, Path(args.config) if args.config else None, args.isolated)
+    base = hierarchy.built(hierarchy.fallback)
+
+    def settings_of(path: str) -> Effective:
+        hierarchy.for_path(path)  # builds the Effective of the path's configuration
+        return effective[hierarchy.config_for(path).path]
+
+    def excluded(path: str, walked: bool) -> bool:
+        return settings_of(path).excluded(path, walked, cwd)
+
+    store = None if args.no_cache else cache_dir(args.cache_dir, base.root)
+    return replace(base, cache_dir=store, scoped=hierarchy.for_path, excluded=excluded), settings_of
 
 
 def _selectors(values: Sequence[str], option: str) -> Tuple[str, ...]:
@@ -184,20 +265,45 @@ def _split(values: Sequence[str]) -> List[str]:
 
 
 def _print(report: Report, args: argparse.Namespace, fixed: int = 0) -> None:
-    if args.statistics:
-        _write(sys.stdout, output.format_statistics(report.diagnostics, args.format))
-        _write(sys.stderr, output.format_problems(report.problems))
-    else:
-        for stream, text in _rendered(report, args.format):
-            _write(stream, text)
-    if args.format == "text":
+    out = _Destination(args.output_file)
+    with out:
+        if args.statistics:
+            _write(out.stream, output.format_statistics(report.diagnostics, args.format))
+            _write(sys.stderr, output.format_problems(report.problems))
+        else:
+            rendered, problems = _rendered(report, args.format)
+            _write(out.stream, rendered)
+            _write(sys.stderr, problems)
+    if args.format == "text" and not args.quiet:
         _write(sys.stderr, _summary(report, fixed))
 
 
-def _rendered(report: Report, fmt: str) -> List[Tuple[TextIO, str]]:
+class _Destination:
+    """Standard output, or the file ``--output-file`` names (its folder is created)."""
+
+    def __init__(self, path: Optional[str]) -> None:
+        self.path = path
+        self.stream: TextIO = sys.stdout
+
+    def __enter__(self) -> "_Destination":
+        if self.path is not None:
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                self.stream = open(self.path, "w", encoding="utf-8", newline="")
+            except OSError as exc:
+                raise _UsageError(f"--output-file: cannot write {self.path}: {exc.strerror or exc}") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.stream is not sys.stdout:
+            self.stream.close()
+
+
+def _rendered(report: Report, fmt: str) -> Tuple[str, str]:
+    """The report in ``fmt``, and the problems that go to standard error."""
     out, err = io.StringIO(), io.StringIO()
     output.write_report(report.diagnostics, report.problems, fmt, out, err)
-    return [(sys.stdout, out.getvalue()), (sys.stderr, err.getvalue())]
+    return out.getvalue(), err.getvalue()
 
 
 def _summary(report: Report, fixed: int = 0) -> str:

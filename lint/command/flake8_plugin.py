@@ -1,8 +1,10 @@
 """wd-lint as a flake8 plugin: ``flake8 --select WD`` reports the same findings as ``wd-lint``.
 
 flake8 owns selection, ``# noqa`` and per-file ignores here. The plugin runs the rules that
-wd-lint runs by default; ``--wd-extend-select WD204`` (or ``wd-extend-select`` in flake8's
-configuration) adds opt-in ones. A file without the rules' vocabulary is skipped before any
+wd-lint runs by default; an opt-in rule runs too when flake8's ``--select`` or
+``--extend-select`` (or ``select`` / ``extend-select`` in its configuration) names its code or
+its family (``WD204``, ``WD2``), as it would any other code; ``WD`` alone, the usual way to
+turn the plugin on, keeps to the defaults. ``--wd-extend-select WD204`` adds opt-in rules too. A file without the rules' vocabulary is skipped before any
 parse. flake8 columns are 0-based, so each column is one less than wd-lint prints. A file that
 libcst cannot parse yields nothing: flake8 reports syntax errors itself (E999).
 """
@@ -46,7 +48,8 @@ class WeightDecayChecker:
             selectors = check_selectors(list(getattr(options, "wd_extend_select", None) or []), "--wd-extend-select")
         except ConfigError as exc:
             raise SystemExit(f"wd-guard: {exc}") from None
-        cls.extend_select = frozenset().union(*(expand(s) for s in selectors))
+        named = flake8_selected(options)
+        cls.extend_select = frozenset().union(*(expand(s) for s in (*selectors, *named)))
 
     def run(self) -> Iterator[Tuple[int, int, str, Type["WeightDecayChecker"]]]:
         from wd_guard.lint.analysis.engine import lint_source, might_matter
@@ -63,3 +66,18 @@ class WeightDecayChecker:
         for diagnostic in diagnostics:
             message = f"{diagnostic.code} {diagnostic.message}"
             yield diagnostic.line, max(diagnostic.column - 1, 0), message, type(self)
+
+
+def flake8_selected(options: Any) -> Tuple[str, ...]:
+    """The wd-lint codes and families (``WD204``, ``WD2``) that flake8's ``select`` and
+    ``extend-select`` name; flake8 has checked their syntax, unknown codes are passed over."""
+    named = []
+    for attribute in ("select", "extend_select"):
+        for value in getattr(options, attribute, None) or ():
+            selector = str(value).strip().upper()
+            if len(selector) > 2 and selector.startswith("WD") and selector[2:].isdigit():
+                try:
+                    named.extend(check_selectors([selector], f"flake8 --{attribute.replace('_', '-')}"))
+                except ConfigError:
+                    continue
+    return tuple(named)

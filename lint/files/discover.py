@@ -1,10 +1,12 @@
 """Which files ``wd-lint`` reads: the named files, and under named folders the ``*.py`` files,
 the notebooks (``*.ipynb``), and the files an ``include`` pattern selects (YAML configs, say).
 
-Folders are walked in name order. Version-control and tool folders, virtual environments
-(any folder holding a ``pyvenv.cfg``), ``build``, ``dist`` and ``__pycache__`` are skipped while
-walking; the ``exclude`` patterns of the configuration apply to everything, named paths
-included, so that pre-commit (which names every file) honours them. A folder called
+Folders are walked in name order. Virtual environments (any folder holding a ``pyvenv.cfg``)
+are always skipped; the default excludes (version-control and tool folders, ``build``,
+``dist``, ``__pycache__``: ``SKIP_DIRS``) are skipped while walking unless the settings
+replace them; ``exclude`` patterns apply to everything, named paths included, so that
+pre-commit (which names every file) honours them. With ``respect_gitignore``, walks also skip
+what ``.gitignore`` and ``.ignore`` files say (see ``ignores``). A folder called
 ``something.py`` is a folder. Symbolic links are followed, each real folder is read once, so
 link loops end. Paths that cannot be listed are returned as problems, never raised.
 """
@@ -17,7 +19,9 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Set, Tuple
+
+from wd_guard.lint.files.ignores import Ignores
 
 SKIP_DIRS = frozenset(
     {
@@ -28,6 +32,10 @@ SKIP_DIRS = frozenset(
 )
 SUFFIX = ".py"
 SUFFIXES = (SUFFIX, ".ipynb")  # what a folder walk reads without being told
+
+# Whether a path is excluded; ``walked`` is True for what a folder walk met, False for a path
+# named on the command line (default excludes apply to the former only).
+Excluded = Callable[[str, bool], bool]
 
 
 @dataclass(frozen=True)
@@ -107,38 +115,63 @@ def _glob(pattern: str) -> "re.Pattern[str]":
 
 
 def discover(
-    paths: Iterable[str], exclude: Sequence[str] = (), root: Optional[Path] = None, include: Sequence[str] = ()
+    paths: Iterable[str],
+    exclude: Sequence[str] = (),
+    root: Optional[Path] = None,
+    *,
+    excluded: Optional[Excluded] = None,
+    respect_gitignore: bool = False,
+    include: Optional[Callable[[str], bool]] = None,
 ) -> Discovery:
-    """The files under ``paths`` (the current folder when empty) that wd-lint should read."""
-    root = (root or Path.cwd()).resolve()
+    """The files under ``paths`` (the current folder when empty) that wd-lint should read.
+
+    ``excluded`` decides what to skip (it then replaces ``exclude``, ``root`` and the default
+    ``SKIP_DIRS``); ``respect_gitignore`` makes walks honour ignore files; ``include`` says
+    which further files a walk takes besides ``SUFFIXES`` (see :func:`included`)."""
+    if excluded is None:
+        excluded = default_exclusion(exclude, (root or Path.cwd()).resolve())
     found = Discovery()
     for path in list(paths) or ["."]:
-        if is_excluded(path, exclude, root):
+        if excluded(path, False):
             continue
         if not os.path.lexists(path):
             found.problems.append(Unlisted(path, "no such file or directory"))
         elif os.path.isdir(path):
-            _walk(path, found, exclude, root, include)
+            _walk(path, found, excluded, Ignores.above(path) if respect_gitignore else None, include)
         else:
             found.add_file(path)
     return found
 
 
-def _walk(top: str, found: Discovery, exclude: Sequence[str], root: Path, include: Sequence[str] = ()) -> None:
+def default_exclusion(exclude: Sequence[str], root: Path, skip: Iterable[str] = SKIP_DIRS) -> Excluded:
+    """``exclude`` patterns anchored at ``root`` everywhere, and the folder names ``skip`` in walks."""
+    names = frozenset(skip)
+
+    def excluded(path: str, walked: bool) -> bool:
+        return (walked and os.path.basename(path) in names) or is_excluded(path, exclude, root)
+
+    return excluded
+
+
+def _walk(
+    top: str, found: Discovery, excluded: Excluded, ignores: Optional[Ignores], include: Optional[Callable[[str], bool]] = None
+) -> None:
     # An explicit stack instead of recursion: trees of any depth, and no os.walk error hiding.
-    stack, files = [top], []
+    stack, files = [(top, ignores)], []
     while stack:
-        folder = stack.pop()
+        folder, rules = stack.pop()
         entries = _list(folder, found)
         if entries is None:
             continue
         subfolders = []
         for name, is_dir in entries:
             path = os.path.normpath(os.path.join(folder, name))
+            if rules is not None and rules.ignored(path, is_dir):
+                continue
             if is_dir:
-                if name not in SKIP_DIRS and not is_excluded(path, exclude, root):
-                    subfolders.append(path)
-            elif (name.endswith(SUFFIXES) or included(path, include, root)) and not is_excluded(path, exclude, root):
+                if not excluded(path, True):
+                    subfolders.append((path, rules.enter(path) if rules is not None else None))
+            elif (name.endswith(SUFFIXES) or (include is not None and include(path))) and not excluded(path, True):
                 files.append(path)
         stack.extend(reversed(subfolders))
     for path in sorted(files, key=lambda p: Path(p).parts):

@@ -1,15 +1,21 @@
 """Settings for ``wd-lint``: ``[tool.wd-lint]`` in pyproject.toml, and which codes run.
 
-The nearest ``pyproject.toml`` with a ``[tool.wd-lint]`` table, looking from the current
-directory upwards, is the configuration; patterns in it are relative to its folder::
+A configuration is a ``wd-lint.toml`` (the keys at its top level) or a ``pyproject.toml``
+with a ``[tool.wd-lint]`` table; in one folder, ``wd-lint.toml`` wins. Each file is linted
+with the closest configuration in its folder or above (see ``hierarchy``); patterns in it are
+relative to its folder::
 
     [tool.wd-lint]
     select = ["WD1", "WD210"]          # codes or prefixes, "ALL" for every static rule
     extend-select = ["WD204"]          # added to the defaults (or to select)
     ignore = ["WD302"]                 # removed afterwards
-    exclude = ["generated/", "*_pb2.py"]
+    exclude = ["generated/"]           # replaces the default excludes (SKIP_DIRS)
+    extend-exclude = ["*_pb2.py"]      # added to them
     include = ["configs/**/*.yaml"]    # further files a folder walk lints (*.py and *.ipynb always)
     per-file-ignores = { "tests/*" = ["WD210"] }
+    respect-gitignore = true           # skip what .gitignore and .ignore files name
+    line-length = 88                   # fixes keep lines within it (default: [tool.ruff]'s
+                                       # or [tool.black]'s line-length; none: no limit)
     max-file-size = "5MB"              # larger files are skipped and reported
     timeout = 60                       # seconds one file may take to analyse
 
@@ -34,6 +40,10 @@ else:  # pragma: no cover - exercised on Python 3.9 and 3.10 only
     import tomli as tomllib
 
 TABLE = "wd-lint"
+OWN_FILE = "wd-lint.toml"
+PYPROJECT = "pyproject.toml"
+# Formatters whose line-length a fix keeps to when [tool.wd-lint] names none, in this order.
+FORMATTER_TABLES = ("ruff", "black")
 ALL = "ALL"
 DEFAULT_MAX_FILE_SIZE = 5 * 1024 * 1024
 DEFAULT_TIMEOUT = 120.0
@@ -63,9 +73,12 @@ class Config:
     root: Path
     path: Optional[Path] = None
     layer: Layer = field(default_factory=Layer)
-    exclude: Tuple[str, ...] = ()
+    exclude: Optional[Tuple[str, ...]] = None  # None: the default excludes
+    extend_exclude: Tuple[str, ...] = ()
     include: Tuple[str, ...] = ()
     per_file_ignores: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
+    respect_gitignore: bool = True
+    line_length: Optional[int] = None
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     timeout: float = DEFAULT_TIMEOUT
 
@@ -131,30 +144,51 @@ def parse_timeout(value: Any, where: str) -> float:
     return float(value)
 
 
+def config_in(folder: Path) -> Optional[Path]:
+    """The configuration file of ``folder`` itself: its wd-lint.toml, else its pyproject.toml
+    when that has a ``[tool.wd-lint]`` table."""
+    own = folder / OWN_FILE
+    if own.is_file():
+        return own
+    candidate = folder / PYPROJECT
+    if candidate.is_file() and TABLE in _read_toml(candidate).get("tool", {}):
+        return candidate
+    return None
+
+
 def find_config_file(start: Path) -> Optional[Path]:
-    """The nearest pyproject.toml at or above ``start`` that has a ``[tool.wd-lint]`` table."""
+    """The closest configuration file at or above the folder ``start``."""
     for folder in (start, *start.parents):
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file() and TABLE in _read_toml(candidate).get("tool", {}):
-            return candidate
+        found = config_in(folder)
+        if found is not None:
+            return found
     return None
 
 
 def load_config(path: Optional[Path] = None, start: Optional[Path] = None) -> Config:
-    """The configuration from ``path``, or from the nearest pyproject.toml above ``start``."""
+    """The configuration from ``path``, or from the closest configuration file above ``start``.
+
+    A ``path`` named by the user must hold settings: a pyproject.toml without a
+    ``[tool.wd-lint]`` table is a ConfigError, not silence."""
     start = (start or Path.cwd()).resolve()
     if path is None:
         path = find_config_file(start)
         if path is None:
             return Config(root=start)
     path = Path(path).resolve()
-    table = _read_toml(path).get("tool", {}).get(TABLE, {})
-    return parse_table(table, path)
+    data = _read_toml(path)
+    if path.name != PYPROJECT:  # wd-lint.toml, or any file named with --config
+        return parse_table(data, path, where=str(path))
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict) or TABLE not in tool:
+        raise ConfigError(f"{path}: no [tool.{TABLE}] table (a {OWN_FILE} holds the keys at its top level)")
+    return parse_table(tool[TABLE], path, formatter=_formatter_line_length(tool, path))
 
 
-def parse_table(table: Any, path: Path) -> Config:
-    """Validate a ``[tool.wd-lint]`` table read from ``path``."""
-    where = f"{path}: [tool.{TABLE}]"
+def parse_table(table: Any, path: Path, where: Optional[str] = None, formatter: Optional[int] = None) -> Config:
+    """Validate a settings table read from ``path`` (``[tool.wd-lint]`` or a wd-lint.toml);
+    ``formatter`` is the line length a formatter's table of the same file sets, if any."""
+    where = where or f"{path}: [tool.{TABLE}]"
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table, got {_describe(table)}")
     _reject_unknown_keys(table, where)
@@ -168,12 +202,39 @@ def parse_table(table: Any, path: Path) -> Config:
         root=path.parent,
         path=path,
         layer=layer,
-        exclude=check_patterns(get("exclude", []), f"{where} exclude"),
+        exclude=check_patterns(get("exclude"), f"{where} exclude") if "exclude" in table else None,
+        extend_exclude=check_patterns(get("extend-exclude", []), f"{where} extend-exclude"),
         include=check_patterns(get("include", []), f"{where} include"),
         per_file_ignores=_per_file_ignores(get("per-file-ignores", {}), f"{where} per-file-ignores"),
+        respect_gitignore=_boolean(get("respect-gitignore", True), f"{where} respect-gitignore"),
+        line_length=parse_line_length(get("line-length"), f"{where} line-length") if "line-length" in table else formatter,
         max_file_size=parse_size(get("max-file-size", DEFAULT_MAX_FILE_SIZE), f"{where} max-file-size"),
         timeout=parse_timeout(get("timeout", DEFAULT_TIMEOUT), f"{where} timeout"),
     )
+
+
+def parse_line_length(value: Any, where: str) -> int:
+    """A line length: an integer from 1 to 320 (ruff's range)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 320:
+        raise ConfigError(f"{where}: expected a line length from 1 to 320, got {_describe(value)}")
+    return value
+
+
+def _formatter_line_length(tool: Mapping[str, Any], path: Path) -> Optional[int]:
+    """``line-length`` from ``[tool.ruff]`` or ``[tool.black]``; a value wd-lint cannot use
+    there is that tool's business, so it is passed over."""
+    for name in FORMATTER_TABLES:
+        table = tool.get(name)
+        value = table.get("line-length") if isinstance(table, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 320:
+            return value
+    return None
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {_describe(value)}")
+    return value
 
 
 def check_patterns(values: Any, where: str) -> Tuple[str, ...]:
@@ -186,7 +247,10 @@ def check_patterns(values: Any, where: str) -> Tuple[str, ...]:
     return tuple(values)
 
 
-_KEYS = ("select", "extend-select", "ignore", "exclude", "include", "per-file-ignores", "max-file-size", "timeout")
+_KEYS = (
+    "select", "extend-select", "ignore", "exclude", "extend-exclude", "include", "per-file-ignores", "respect-gitignore",
+    "line-length", "max-file-size", "timeout",
+)
 
 
 def _reject_unknown_keys(table: Mapping[str, Any], where: str) -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, Collection, Dict, List, Optional, Se
 import libcst as cst
 
 from wd_guard.lint.fixes.atomic import replace_file
+from wd_guard.lint.fixes.layout import keep_within
 from wd_guard.lint.diagnostic import Diagnostic, Edit, Fix
 from wd_guard.lint.analysis.engine import lint_source, parse
 from wd_guard.lint.diagnostic import NOTEBOOK
@@ -47,17 +48,22 @@ class Fixed:
     text: str
     applied: int = 0
     remaining: List[Diagnostic] = field(default_factory=list)
+    titles: List[str] = field(default_factory=list)  # "CODE title" of each fix applied
 
     @property
     def changed(self) -> bool:
         return self.text != self.original
 
     def diff(self, path: str) -> str:
-        """A unified diff from the original to the fixed text (empty when unchanged)."""
+        """A unified diff from the original to the fixed text (empty when unchanged), headed by
+        one ``# CODE title`` line per fix applied (``patch`` and ``git apply`` skip them)."""
         lines = difflib.unified_diff(
             self.original.splitlines(keepends=True), self.text.splitlines(keepends=True), f"a/{path}", f"b/{path}"
         )
-        return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n" for line in lines)
+        body = "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n" for line in lines)
+        if not body:
+            return ""
+        return "".join(f"# {title}\n" for title in dict.fromkeys(self.titles)) + body
 
 
 def applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
@@ -72,22 +78,28 @@ def fix_text(
     select: Optional[Collection[str]] = None,
     unsafe: bool = False,
     keep: Optional[Keep] = None,
+    line_length: Optional[int] = None,
 ) -> Fixed:
     """Apply every applicable fix to ``text`` until none is left; raises FixError when a fix
-    would produce code that does not parse."""
+    would produce code that does not parse. With ``line_length``, a call a fix made longer
+    than that is split one argument per line (see ``layout``)."""
     result = Fixed(text, text)
     for _ in range(MAX_ROUNDS):
         result.remaining = _lint(result.text, path, select, keep)
-        chosen = _non_overlapping([d.fix for d in sorted(result.remaining, key=_order) if applicable(d, unsafe)])
+        ordered = [d for d in sorted(result.remaining, key=_order) if applicable(d, unsafe)]
+        chosen = _non_overlapping([d.fix for d in ordered])
         if not chosen:
             return result
         candidate = _apply(result.text, chosen)
+        if line_length is not None:
+            candidate = keep_within(result.text, candidate, line_length)
         try:
             parse(candidate)
         except cst.ParserSyntaxError as exc:
             titles = "; ".join(fix.title for fix in chosen)
             raise FixError(f"{path}: fixing ({titles}) would produce code that does not parse: {exc.message}") from None
         result.text, result.applied = candidate, result.applied + len(chosen)
+        result.titles.extend(f"{d.code} {d.fix.title}" for d in ordered if any(d.fix is fix for fix in chosen))  # type: ignore[union-attr]
     result.remaining = _lint(result.text, path, select, keep)
     return result
 
@@ -140,6 +152,7 @@ def fix_file(
     unsafe: bool = False,
     keep: Optional[Keep] = None,
     write: bool = True,
+    line_length: Optional[int] = None,
 ) -> Fixed:
     """Fix the file at ``path`` in place (or only compute the result when ``write`` is
     False). Raises FixError, leaving the file untouched, when that cannot be done safely."""
@@ -152,7 +165,7 @@ def fix_file(
         text, encoding = decode(data)
     except (OSError, SyntaxError, UnicodeDecodeError) as exc:
         raise FixError(f"{path}: cannot read: {exc}") from None
-    result = fix_text(text, path, select=select, unsafe=unsafe, keep=keep)
+    result = fix_text(text, path, select=select, unsafe=unsafe, keep=keep, line_length=line_length)
     if write and result.changed:
         write_atomically(real, result.text.encode(encoding))
     return result
@@ -224,7 +237,10 @@ def fix_report(report: "Report", options: "Options", *, unsafe: bool, write: boo
             kept.extend(found)
             continue
         try:
-            result = fix_file(path, select=options.codes_for(path), unsafe=unsafe, keep=apply_noqa, write=write)
+            scoped = options.for_path(path)
+            result = fix_file(
+                path, select=options.codes_for(path), unsafe=unsafe, keep=apply_noqa, write=write, line_length=scoped.line_length
+            )
         except FixError as exc:
             report.problems.append(Problem(path, "fix-error", str(exc)))
             kept.extend(found)

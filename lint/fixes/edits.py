@@ -14,6 +14,7 @@ import libcst as cst
 
 from wd_guard.lint.diagnostic import Edit, Fix
 from wd_guard.lint.analysis.positions import Span, code_at
+from wd_guard.lint.fixes.layout import comments_in
 from wd_guard.lint.rules.base import Change, DeleteLines, FixPlan, InsertLines, Replace
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -87,4 +88,6 @@ def _delete(change: DeleteLines, code: str, line: int, end_line: int, index: Lin
     start, end = index.line_start(line), index.line_start(end_line + 1)
     if index.text[start:end].strip() != code.strip():
         return None  # the lines hold something else too: leave them
+    if comments_in(change.node):
+        return None  # a fix never deletes a comment: the line stays
     return Edit(start, end, "")

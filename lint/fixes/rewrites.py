@@ -13,14 +13,17 @@ no fix is offered.
 from __future__ import annotations
 
 from collections import Counter
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple
 
 import libcst as cst
 
+from wd_guard.catalogue import RETUNE_HINT
 from wd_guard.optimizers import DecayKind, OptimizerFact, lookup
 
 from wd_guard.lint.analysis.names import Names, dotted, string_value
 from wd_guard.lint.analysis.walk import iter_nodes
+from wd_guard.lint.fixes.layout import comments_in
+from wd_guard.lint.fixes.imports import import_placement
 from wd_guard.lint.rules.base import Change, DeleteLines, FileContext, FixPlan, InsertLines, Replace
 from wd_guard.lint.rules.sites import PARAMS, WEIGHT_DECAY, Site
 
@@ -71,11 +74,13 @@ def append_keyword(call: cst.Call, name: str, value: cst.BaseExpression) -> cst.
     return call.with_changes(args=[*args, added])
 
 
-def drop_arg(call: cst.Call, arg: cst.Arg) -> cst.Call:
+def drop_arg(call: cst.Call, arg: cst.Arg) -> Optional[cst.Call]:
     """``call`` without ``arg``; comments on the lines before it, a trailing comma and the
-    line break before ``)`` stay."""
+    line break before ``)`` stay, and the argument's own comments stay on lines of their own
+    where it was. None when they cannot (an argument and its comment on one line with others)."""
     args = list(call.args)
     index = next(i for i, item in enumerate(args) if item is arg)
+    before = args[index - 1].comma.whitespace_after if index > 0 and isinstance(args[index - 1].comma, cst.Comma) else call.whitespace_before_args
     if index == len(args) - 1 and index > 0:
         previous = args[index - 1]
         trailing = isinstance(arg.comma, cst.Comma)
@@ -86,6 +91,37 @@ def drop_arg(call: cst.Call, arg: cst.Arg) -> cst.Call:
         else:
             args[index - 1] = previous.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=kept)
     del args[index]
+    lost = Counter(comments_in(call)) - Counter(comments_in(call.with_changes(args=args)))
+    if not lost:
+        return call.with_changes(args=args)
+    return _keep_comments(call, args, index, list(lost.elements()), before)
+
+
+def _keep_comments(call: cst.Call, args: List[cst.Arg], index: int, comments: List[str], before: object) -> Optional[cst.Call]:
+    """``call`` with ``args`` (one removed at ``index``) and ``comments`` on lines of their own
+    in the gap the argument left, indented like the argument was (``before`` preceded it)."""
+    if not isinstance(before, cst.ParenthesizedWhitespace):
+        return None
+
+    def with_lines(space: object) -> Optional[cst.ParenthesizedWhitespace]:
+        if not isinstance(space, cst.ParenthesizedWhitespace):
+            return None
+        lines = [cst.EmptyLine(indent=before.indent, whitespace=before.last_line, comment=cst.Comment(c)) for c in comments]
+        return space.with_changes(empty_lines=[*space.empty_lines, *lines])
+
+    if index == 0:
+        gap = with_lines(call.whitespace_before_args)
+        return None if gap is None else call.with_changes(whitespace_before_args=gap, args=args)
+    previous = args[index - 1]
+    if isinstance(previous.comma, cst.Comma):
+        gap = with_lines(previous.comma.whitespace_after)
+        previous = previous.with_changes(comma=previous.comma.with_changes(whitespace_after=gap)) if gap is not None else previous
+    else:
+        gap = with_lines(previous.whitespace_after_arg)
+        previous = previous.with_changes(whitespace_after_arg=gap) if gap is not None else previous
+    if gap is None:
+        return None
+    args[index - 1] = previous
     return call.with_changes(args=args)
 
 
@@ -156,7 +192,13 @@ def other_uses(ctx: FileContext, name: cst.Name) -> int:
 
 
 def decouple(site: Site, ctx: FileContext) -> Optional[FixPlan]:
-    """Make the site's decay decoupled: set the flag, rename to the counterpart, or pass it."""
+    """Make the site's decay decoupled: set the flag, rename to the counterpart, or pass it.
+    The number stays while its meaning changes, so the title says to retune it."""
+    plan = _decouple(site, ctx)
+    return None if plan is None else FixPlan(f"{plan.title}; {RETUNE_HINT}", plan.changes)
+
+
+def _decouple(site: Site, ctx: FileContext) -> Optional[FixPlan]:
     flag = site.fact.decoupled_flag
     if flag is not None and any(group is not None and flag in group.options for group in site.scopes()):
         return None  # groups that set the flag themselves are left to the user
@@ -277,7 +319,8 @@ def _moved_decay(site: Site) -> Optional[Tuple[cst.BaseExpression, cst.Call]]:
     given = site.arguments[WEIGHT_DECAY]
     if not _within(given, site.call) or not _removable(given, site.call):
         return None
-    return setting.expr, drop_arg(site.call, given)
+    call = drop_arg(site.call, given)
+    return None if call is None else (setting.expr, call)
 
 
 def _helper_call(helper: str, module: cst.BaseExpression, decay: cst.BaseExpression) -> cst.Call:
@@ -323,10 +366,11 @@ def _helper_reference(names: Names, ctx: FileContext) -> Optional[Tuple[str, Tup
         return HELPER, (Replace(statement, insert_alias_after(statement, last, HELPER)),)
     if not names.is_unbound(HELPER_MODULE):
         return None
-    anchor = _import_anchor(ctx.module)
-    if anchor is None:
+    placed = import_placement(ctx.module, HELPER_MODULE)
+    if placed is None:
         return None
-    return f"{HELPER_MODULE}.{HELPER}", (InsertLines(anchor[0], f"import {HELPER_MODULE}{ctx.module.default_newline}", before=anchor[1]),)
+    anchor, before, text = placed
+    return f"{HELPER_MODULE}.{HELPER}", (InsertLines(anchor, text, before=before),)
 
 
 def _helper_module_import(ctx: FileContext) -> Optional[Tuple[cst.ImportFrom, cst.ImportAlias]]:
@@ -337,39 +381,6 @@ def _helper_module_import(ctx: FileContext) -> Optional[Tuple[cst.ImportFrom, cs
                 if dotted(statement.module) == HELPER_MODULE and not isinstance(statement.names, cst.ImportStar):
                     return statement, statement.names[-1]
     return None
-
-
-def _import_anchor(module: cst.Module) -> Optional[Tuple[cst.CSTNode, bool]]:
-    """Where ``import wd_guard`` goes: after the file's leading imports, else after its
-    docstring, else before its first statement. ``(node, before)``."""
-    last_import: Optional[cst.CSTNode] = None
-    body: Sequence[Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]] = module.body
-    for index, statement in enumerate(body):
-        if _is_import_line(statement):
-            last_import = statement
-        elif not (index == 0 and _is_docstring(statement)):
-            break
-    if last_import is not None:
-        return last_import, False
-    if not body:
-        return None
-    if _is_docstring(body[0]):
-        return body[0], False
-    decorators = getattr(body[0], "decorators", ())
-    return (decorators[0] if decorators else body[0]), True
-
-
-def _is_import_line(statement: cst.CSTNode) -> bool:
-    return isinstance(statement, cst.SimpleStatementLine) and all(
-        isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body
-    )
-
-
-def _is_docstring(statement: cst.CSTNode) -> bool:
-    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
-        return False
-    small = statement.body[0]
-    return isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString))
 
 
 __all__: List[str] = ["append_keyword", "decouple", "decoupled_counterpart", "drop_alias", "drop_arg", "insert_alias_after", "use_param_groups"]

@@ -13,11 +13,11 @@ import json
 import os
 import re
 import urllib.parse
-from typing import Any, Dict, Iterable, List, Sequence, TextIO, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple
 
 from wd_guard import __version__
 from wd_guard.catalogue import Rule, get_rule, iter_rules
-from wd_guard.lint.diagnostic import Diagnostic
+from wd_guard.lint.diagnostic import Diagnostic, Fix
 from wd_guard.lint.diagnostic import Problem
 
 FORMATS = ("text", "json", "sarif", "github")
@@ -52,8 +52,10 @@ def format_problems(problems: Sequence[Problem]) -> str:
 
 
 def diagnostic_dict(diagnostic: Diagnostic) -> Dict[str, Any]:
-    """The JSON object for one diagnostic, as DESIGN.md fixes it; a notebook's also has
-    ``cell`` (1-based), and its lines are lines of that cell."""
+    """The JSON object for one diagnostic: the fields DESIGN.md fixes, then those of ruff's
+    JSON (``name``, ``url``, ``fix``, ``noqa_row``: the line a ``# noqa`` goes on); a
+    notebook's also has ``cell`` (1-based), and its lines are lines of that cell."""
+    rule = get_rule(diagnostic.code)
     found: Dict[str, Any] = {
         "code": diagnostic.code,
         "severity": diagnostic.severity,
@@ -63,10 +65,32 @@ def diagnostic_dict(diagnostic: Diagnostic) -> Dict[str, Any]:
         "column": diagnostic.column,
         "end_line": diagnostic.end_line,
         "end_column": diagnostic.end_column,
+        "name": rule.name,
+        "url": rule.url,
+        "fix": fix_dict(diagnostic.fix),
+        "noqa_row": diagnostic.line,
     }
     if diagnostic.cell is not None:
         found["cell"] = diagnostic.cell
     return found
+
+
+def fix_dict(fix: Optional[Fix]) -> Optional[Dict[str, Any]]:
+    """A fix as ruff's JSON shows it: applicability, message, and edits with 1-based positions."""
+    if fix is None:
+        return None
+    return {
+        "applicability": "unsafe" if fix.unsafe else "safe",
+        "message": fix.title,
+        "edits": [
+            {"content": edit.content, "location": _position(edit.location), "end_location": _position(edit.end_location)}
+            for edit in fix.edits
+        ],
+    }
+
+
+def _position(where: Optional[Tuple[int, int]]) -> Optional[Dict[str, int]]:
+    return None if where is None else {"row": where[0], "column": where[1]}
 
 
 def format_json(diagnostics: Sequence[Diagnostic]) -> str:
@@ -135,6 +159,7 @@ def sarif_rule(rule: Rule) -> Dict[str, Any]:
         "shortDescription": {"text": rule.format_summary()},
         "fullDescription": {"text": sections.get("What it does", rule.format_summary())},
         "help": {"text": rule.explain(), "markdown": rule.explain()},
+        "helpUri": rule.url,
         "defaultConfiguration": {"level": _SARIF_LEVEL[rule.severity]},
         "properties": {"tags": ["weight-decay", "pytorch"], "precision": "high"},
     }

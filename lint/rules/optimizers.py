@@ -118,7 +118,7 @@ class BlanketDecay(LintRule):
         Invalid(
             '"""Train."""\nfrom torch import optim\n\n\ndef build(self):\n    return optim.SGD(self.parameters(), lr=0.1, weight_decay=5e-4)\n',
             line=6,
-            fixed='"""Train."""\nfrom torch import optim\nimport wd_guard\n\n\ndef build(self):\n'
+            fixed='"""Train."""\nimport wd_guard\nfrom torch import optim\n\n\ndef build(self):\n'
             "    return optim.SGD(wd_guard.param_groups(self, weight_decay=5e-4), lr=0.1)\n",
         ),
         Invalid(

@@ -222,7 +222,7 @@ def test_shell_command_works(command, project):
 def test_precommit_snippet_is_a_valid_config_for_this_hook_and_version(tmp_path):
     from pre_commit.clientlib import load_config
 
-    (body,) = [body for body in blocks("yaml") if "repos:" in body]
+    (body,) = [body for body in blocks("yaml") if "repos:" in body and "repo: local" in body]
     (tmp_path / ".pre-commit-config.yaml").write_text(body)
     (repo,) = load_config(str(tmp_path / ".pre-commit-config.yaml"))["repos"]
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
@@ -231,7 +231,16 @@ def test_precommit_snippet_is_a_valid_config_for_this_hook_and_version(tmp_path)
     assert repo["hooks"][0]["entry"] == shipped["entry"]
     assert repo["hooks"][0]["types_or"] == shipped["types_or"]
     assert "wd-lint-config" in [hook["id"] for hook in hooks]
-    assert f"rev: v{wd_guard.__version__}" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_remote_precommit_snippet_pins_no_tag_that_does_not_exist():
+    import subprocess
+
+    (body,) = [body for body in blocks("yaml") if "repos:" in body and "repo: local" not in body]
+    (rev,) = re.findall(r"rev: (.+)", body)
+    tags = subprocess.run(["git", "tag", "--list"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    # Either a tag this repository has, or the instruction to pin a commit the user reviewed.
+    assert rev in tags or rev == "<full commit hash or tag>", rev
 
 
 def test_lightning_cli_snippet_is_what_the_example_config_uses():

@@ -80,3 +80,19 @@ def test_runtime_example_is_found_and_its_fix_is_not(code):
     # what the example defined for its fix to use (WD204's block).
     fixed = {**user_namespace(), **{name: example[name] for name in ("block",) if name in example}}
     assert code not in runtime_codes(snippet(code, "Use instead"), fixed)
+
+
+@pytest.mark.parametrize("code", [rule.code for rule in iter_rules()])
+def test_every_use_instead_snippet_passes_wd_lint_itself(code, tmp_path, capsys):
+    """The fixes the docs recommend are clean under every rule wd-lint runs by default."""
+    path = tmp_path / f"{code}_fixed.py"
+    path.write_text(IMPORTS + snippet(code, "Use instead"))
+    assert cli.main(["--no-cache", "--jobs", "0", str(path)]) == 0, capsys.readouterr().out
+
+
+def test_wd101_explains_the_retune_with_its_rule_of_thumb(capsys):
+    from wd_guard.catalogue import RETUNE_WEIGHT_DECAY
+
+    assert cli.main(["--explain", "WD101"]) == 0
+    out = capsys.readouterr().out
+    assert RETUNE_WEIGHT_DECAY in out and "retune weight_decay" in get_rule("WD101").fix

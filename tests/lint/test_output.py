@@ -33,9 +33,9 @@ ODD_NAMES = [
 ]
 
 
-def diag(code="WD101", path="a.py", line=3, column=7, end_line=3, end_column=40, message=None):
+def diag(code="WD101", path="a.py", line=3, column=7, end_line=3, end_column=40, message=None, fix=None):
     text = message if message is not None else get_rule(code).format_summary()
-    return Diagnostic(code, text, line, column, end_line, end_column, path)
+    return Diagnostic(code, text, line, column, end_line, end_column, path, fix)
 
 
 def test_text_line_per_diagnostic():
@@ -70,6 +70,24 @@ def test_json_has_exactly_the_designed_fields():
         "column": 7,
         "end_line": 3,
         "end_column": 40,
+        "name": "coupled-decay-adaptive",
+        "url": get_rule("WD101").url,
+        "fix": None,
+        "noqa_row": 3,
+    }
+
+
+def test_json_fix_has_ruffs_shape_with_positions_in_the_text():
+    from wd_guard.lint.diagnostic import Edit, Fix
+
+    text = "import torch\nopt = torch.optim.Adam(p, weight_decay=1e-2)\n"
+    start = text.index("Adam(")
+    fix = Fix("Replace Adam with AdamW", (Edit(start, start + 4, "AdamW"),)).located(text)
+    [item] = json.loads(output.format_json([diag(fix=fix)]))
+    assert item["fix"] == {
+        "applicability": "unsafe",
+        "message": "Replace Adam with AdamW",
+        "edits": [{"content": "AdamW", "location": {"row": 2, "column": 19}, "end_location": {"row": 2, "column": 23}}],
     }
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from wd_guard.lint.analysis.engine import lint_source, parse
 from wd_guard.lint.fixes.apply import FixError, fix_file, fix_text
+from wd_guard.lint.rules import ALL_RULES  # before rewrites: the rules import it
 from wd_guard.lint.fixes import rewrites as fixes
-from wd_guard.lint.rules import ALL_RULES
 from wd_guard.lint.rules.base import FixPlan, Replace
 
 HERE = Path(__file__).parent
@@ -70,7 +70,7 @@ def test_findings_filtered_out_are_not_fixed():
 
 def test_diff_shows_the_change():
     diff = fix_text(ADAM, unsafe=True).diff("train.py")
-    assert diff.startswith("--- a/train.py\n+++ b/train.py\n")
+    assert "\n--- a/train.py\n+++ b/train.py\n" in diff and diff.startswith("# WD101 ")
     assert "-opt = torch.optim.Adam(model.parameters()" in diff and "+import wd_guard\n" in diff
     assert fix_text(ADAM_FIXED, unsafe=True).diff("train.py") == ""
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from wd_guard.catalogue import RETUNE_HINT
+
 from wd_guard.lint.command import cli
 
 ROOT = Path(__file__).parents[2]
@@ -45,7 +47,12 @@ def test_diff_prints_and_writes_nothing(tmp_path, capsys):
     path.write_text(ADAM)
     code, out, err = run(capsys, "--diff", "--unsafe-fixes", path)
     assert code == 1 and path.read_text() == ADAM
-    assert out.startswith(f"--- a/{path}\n+++ b/{path}\n") and "+import wd_guard" in out
+    header, _, body = out.partition(f"--- a/{path}\n+++ b/{path}\n")
+    assert body and "+import wd_guard" in body
+    # One line per fix applied, which patch and git apply skip; WD101's says to retune.
+    assert header.splitlines()[0] == "# WD101 Replace Adam with AdamW; " + RETUNE_HINT
+    assert all(line.startswith("# WD") for line in header.splitlines())
+    assert err == "Would fix 2 findings.\n"
     path.write_text(ADAM_FIXED)
     assert run(capsys, "--diff", "--unsafe-fixes", path)[:2] == (0, "")
 

@@ -2,8 +2,8 @@
 
 import lightning as L
 import torch
-from torch import nn
 import wd_guard
+from torch import nn
 
 
 class LitModel(L.LightningModule):
