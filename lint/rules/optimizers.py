@@ -234,15 +234,17 @@ class BlanketDecay(LintRule):
 
 
 def _params_of(site: Site) -> Iterator[tuple]:
-    """``(group, parameters expression)`` pairs: the call's parameters, or each group's
-    (whether the group sets its own decay or takes the call's)."""
+    """``(group, parameters expression)`` pairs: the call's parameters, or each group's that
+    takes the call's decay; a single group also when it sets its own (several groups that
+    each set a decay are a deliberate choice per module)."""
     if site.groups is None:
         arg = site.arguments.get("params")
         if arg is not None:
             yield None, arg.value
         return
     for group in site.groups:
-        if not group.open and group.params is not None:
+        own = "weight_decay" in group.options and len(site.groups) > 1
+        if not group.open and group.params is not None and not own:
             yield group, group.params
 
 
