@@ -98,8 +98,8 @@ def config_sites(ctx: FileContext) -> List[Site]:
     seen = set()
     for call in ctx.nodes(cst.Call):
         names = ctx.names.at(call)
-        if not names.is_builtin(call.func, "dict"):
-            continue
+        if names.scope.kind != "module" or not names.is_builtin(call.func, "dict"):
+            continue  # configs are module-level dicts; one built in a function may be anything
         keywords = _keywords(call)
         inner = names.follow(keywords[OPTIMIZER]) if OPTIMIZER in keywords else None
         if isinstance(inner, cst.Call) and inner not in seen:
@@ -107,7 +107,8 @@ def config_sites(ctx: FileContext) -> List[Site]:
             if site is not None:
                 seen.add(inner)
                 sites.append(site)
-    bound = module.assigned(OPTIMIZER)
+    # An mmcv config's ``optimizer = dict(...)``; next to an ``optim_wrapper`` it is unused.
+    bound = None if ctx.names.module.binds("optim_wrapper") else module.assigned(OPTIMIZER)
     if isinstance(bound, cst.Call) and bound not in seen:
         site = _config_site(bound, None, module, inherits)
         if site is not None:
