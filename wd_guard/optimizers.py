@@ -199,6 +199,8 @@ OPTIMIZERS: Tuple[OptimizerFact, ...] = (
         mechanics="decoupled",
         aliases=("timm.optim.AdaBelief",),
     ),
+    # NVIDIA/apex apex/optimizers/fused_adam.py: ``adam_w_mode=True`` by default, kept on the
+    # optimizer (``self.adam_w_mode``), not in the groups; False makes decay coupled L2.
     OptimizerFact(
         name="apex.optimizers.fused_adam.FusedAdam",
         decay=DecayKind.COUPLED_ADAPTIVE,
@@ -209,6 +211,23 @@ OPTIMIZERS: Tuple[OptimizerFact, ...] = (
         mechanics="decoupled",
         aliases=("apex.optimizers.FusedAdam",),
     ),
+    # deepspeedai/DeepSpeed deepspeed/ops/adam/fused_adam.py (adapted from apex):
+    # ``FusedAdam(params, lr=1e-3, bias_correction=True, betas, eps, adam_w_mode=True,
+    # weight_decay=0., ...)``, the flag kept as ``self.adam_w_mode``.
+    OptimizerFact(
+        name="deepspeed.ops.adam.fused_adam.FusedAdam",
+        decay=DecayKind.COUPLED_ADAPTIVE,
+        default_lr=1e-3,
+        decoupled_flag="adam_w_mode",
+        decoupled_by_default=True,
+        positional=("lr", "bias_correction", "betas", "eps", "adam_w_mode", "weight_decay", "amsgrad", "set_grad_none"),
+        adaptive=True,
+        mechanics="decoupled",
+        aliases=("deepspeed.ops.adam.FusedAdam",),
+    ),
+    # bitsandbytes-foundation/bitsandbytes bitsandbytes/optim/adamw.py (weight_decay=1e-2) and
+    # adam.py (weight_decay=0): both run the "adam" kernels of csrc/kernels.cu, which shrink
+    # the weight by ``1 - lr * weight_decay`` after the adaptive step (decoupled decay).
     *(
         OptimizerFact(
             name=f"bitsandbytes.optim.adamw.{cls}",
@@ -221,7 +240,140 @@ OPTIMIZERS: Tuple[OptimizerFact, ...] = (
         )
         for cls in ("AdamW", "AdamW8bit", "AdamW32bit", "PagedAdamW", "PagedAdamW8bit", "PagedAdamW32bit")
     ),
+    *(
+        OptimizerFact(
+            name=f"bitsandbytes.optim.adam.{cls}",
+            decay=DecayKind.DECOUPLED,
+            default_lr=1e-3,
+            positional=("lr", "betas", "eps", "weight_decay"),
+            adaptive=True,
+            mechanics="decoupled",
+            aliases=(f"bitsandbytes.optim.{cls}",),
+        )
+        for cls in ("Adam", "Adam8bit", "Adam32bit", "PagedAdam", "PagedAdam8bit", "PagedAdam32bit")
+    ),
+    # lucidrains/lion-pytorch lion_pytorch/lion_pytorch.py: ``p.data.mul_(1. - lr * wd)``
+    # before the sign update; ``lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0``.
+    OptimizerFact(
+        name="lion_pytorch.lion_pytorch.Lion",
+        decay=DecayKind.DECOUPLED,
+        default_lr=1e-4,
+        positional=("lr", "betas", "weight_decay"),
+        mechanics="decoupled",
+        aliases=("lion_pytorch.Lion",),
+    ),
+    # facebookresearch/schedule_free schedulefree/adamw_schedulefree.py and
+    # radam_schedulefree.py add ``decay * y`` to the gradient after it is divided by the
+    # adaptive denominator (decoupled); sgd_schedulefree.py adds it to the raw gradient of a
+    # non-adaptive step (L2, the same as SGD's). ``weight_decay=0`` in all three.
+    OptimizerFact(
+        name="schedulefree.adamw_schedulefree.AdamWScheduleFree",
+        decay=DecayKind.DECOUPLED,
+        default_lr=0.0025,
+        positional=("lr", "betas", "eps", "weight_decay"),
+        adaptive=True,
+        aliases=("schedulefree.AdamWScheduleFree",),
+    ),
+    OptimizerFact(
+        name="schedulefree.radam_schedulefree.RAdamScheduleFree",
+        decay=DecayKind.DECOUPLED,
+        default_lr=0.0025,
+        positional=("lr", "betas", "eps", "weight_decay"),
+        adaptive=True,
+        aliases=("schedulefree.RAdamScheduleFree",),
+    ),
+    OptimizerFact(
+        name="schedulefree.sgd_schedulefree.SGDScheduleFree",
+        decay=DecayKind.L2,
+        default_lr=1.0,
+        positional=("lr", "momentum", "weight_decay"),
+        aliases=("schedulefree.SGDScheduleFree",),
+    ),
 )
+
+
+@dataclass(frozen=True)
+class FactoryOption:
+    """What one ``opt=`` name of a factory builds: the class and the options it adds."""
+
+    cls: str
+    options: Mapping[str, Any]
+
+
+# huggingface/pytorch-image-models timm/optim/_optim_factory.py: the ``opt=`` names of
+# ``create_optimizer_v2`` whose class is in the table above, with the defaults the registry
+# adds (``OptimInfo(..., defaults=...)``). The factory lower-cases the name and keeps what
+# follows the last ``_`` (``lookahead_adam`` is ``adam``).
+TIMM_OPT_NAMES: Mapping[str, FactoryOption] = {
+    "sgd": FactoryOption("torch.optim.SGD", {"nesterov": True}),
+    "momentum": FactoryOption("torch.optim.SGD", {"nesterov": False}),
+    "adam": FactoryOption("torch.optim.Adam", {}),
+    "adamw": FactoryOption("torch.optim.AdamW", {}),
+    "nadam": FactoryOption("torch.optim.NAdam", {}),
+    "radam": FactoryOption("torch.optim.RAdam", {}),
+    "radamw": FactoryOption("torch.optim.RAdam", {"decoupled_weight_decay": True}),
+    "adamax": FactoryOption("torch.optim.Adamax", {}),
+    "adadelta": FactoryOption("torch.optim.Adadelta", {}),
+    "adagrad": FactoryOption("torch.optim.Adagrad", {"eps": 1e-8}),
+    "rmsprop": FactoryOption("torch.optim.RMSprop", {"alpha": 0.9}),
+    "adamp": FactoryOption("timm.optim.adamp.AdamP", {"wd_ratio": 0.01, "nesterov": True}),
+    "lion": FactoryOption("timm.optim.lion.Lion", {}),
+    "adabelief": FactoryOption("timm.optim.adabelief.AdaBelief", {"rectify": False}),
+    "radabelief": FactoryOption("timm.optim.adabelief.AdaBelief", {"rectify": True}),
+    "fusedadam": FactoryOption("apex.optimizers.FusedAdam", {"adam_w_mode": False}),
+    "fusedadamw": FactoryOption("apex.optimizers.FusedAdam", {"adam_w_mode": True}),
+    "bnbadam": FactoryOption("bitsandbytes.optim.Adam", {}),
+    "bnbadamw": FactoryOption("bitsandbytes.optim.AdamW", {}),
+}
+
+
+@dataclass(frozen=True)
+class FactoryFact:
+    """An optimizer factory: where its options sit and what it does with the parameters.
+
+    ``split_flag`` names the option that puts biases and norms (every 1-d parameter) in a
+    group without decay when a module is passed; ``split_default`` is its default.
+    """
+
+    name: str
+    positional: Tuple[str, ...]
+    opt_names: Mapping[str, FactoryOption]
+    default_opt: str
+    default_weight_decay: float
+    split_flag: str
+    split_default: bool
+    custom_groups: Tuple[str, ...] = ()  # options that replace the factory's own grouping
+    aliases: Tuple[str, ...] = ()
+
+
+# timm/optim/_optim_factory.py: ``create_optimizer_v2(model_or_params, opt='sgd', lr=None,
+# weight_decay=0., momentum=0.9, foreach=None, filter_bias_and_bn=True, ...)``;
+# ``layer_decay`` and ``param_group_fn`` build their own groups.
+FACTORIES: Tuple[FactoryFact, ...] = (
+    FactoryFact(
+        name="timm.optim.create_optimizer_v2",
+        positional=("model_or_params", "opt", "lr", "weight_decay", "momentum", "foreach", "filter_bias_and_bn"),
+        opt_names=TIMM_OPT_NAMES,
+        default_opt="sgd",
+        default_weight_decay=0.0,
+        split_flag="filter_bias_and_bn",
+        split_default=True,
+        custom_groups=("layer_decay", "param_group_fn"),
+        aliases=(
+            "timm.optim._optim_factory.create_optimizer_v2",
+            "timm.optim.optim_factory.create_optimizer_v2",
+            "timm.create_optimizer_v2",
+        ),
+    ),
+)
+
+_FACTORIES: Dict[str, FactoryFact] = {name: fact for fact in FACTORIES for name in (fact.name, *fact.aliases)}
+
+
+def factory(qualified_name: str) -> Optional[FactoryFact]:
+    """The factory a qualified function name refers to, or None."""
+    return _FACTORIES.get(qualified_name)
+
 
 _BY_NAME: Dict[str, OptimizerFact] = {
     name: fact for fact in OPTIMIZERS for name in (fact.name, *fact.aliases)

@@ -51,7 +51,7 @@ def build_context(module: cst.Module, path: str, rules: Iterable[Type[LintRule]]
             binder(node, scope)
         kind = _NEW_SCOPE.get(node_type)
         if kind is not None:
-            scope = scope.child(kind)
+            scope = scope.child(kind, node)
             table.inner_scope[node] = scope
         # Children are pushed last-first so that they are met first-first (source order).
         for name in child_fields(node_type):
@@ -109,14 +109,14 @@ def _binders(table: NameTable) -> Dict[type, Binder]:
         cst.ImportFrom: table.add_import_from,
         cst.Assign: assign,
         cst.AnnAssign: ann_assign,
-        cst.AugAssign: target,
+        cst.AugAssign: lambda node, scope: table.bind_target(node.target, scope, node),
         cst.For: target,
         cst.CompFor: target,
         cst.Del: target,
         cst.NamedExpr: walrus,
         cst.FunctionDef: definition,
         cst.ClassDef: definition,
-        cst.Param: lambda node, scope: table.bind(node.name.value, scope),
+        cst.Param: lambda node, scope: table.bind(node.name.value, scope, node),
         cst.WithItem: with_item,
         cst.ExceptHandler: handler,
         cst.MatchAs: named,

@@ -44,11 +44,12 @@ def string_value(expr: cst.CSTNode) -> Optional[str]:
 class Scope:
     """The names one module, function, class or comprehension binds."""
 
-    __slots__ = ("parent", "kind", "imports", "import_nodes", "others", "globals", "nonlocals")
+    __slots__ = ("parent", "kind", "node", "imports", "import_nodes", "others", "globals", "nonlocals")
 
-    def __init__(self, parent: Optional["Scope"], kind: str) -> None:
+    def __init__(self, parent: Optional["Scope"], kind: str, node: Optional[cst.CSTNode] = None) -> None:
         self.parent = parent
         self.kind = kind  # "module", "function", "class" or "comprehension"
+        self.node = node  # the definition or comprehension that opens the scope (None: module)
         self.imports: Dict[str, Set[str]] = {}
         self.import_nodes: Dict[str, List[Tuple[cst.CSTNode, cst.ImportAlias]]] = {}
         self.others: Dict[str, List[Optional[cst.CSTNode]]] = {}
@@ -58,8 +59,8 @@ class Scope:
     def binds(self, name: str) -> bool:
         return name in self.imports or name in self.others
 
-    def child(self, kind: str) -> "Scope":
-        return Scope(self, kind)
+    def child(self, kind: str, node: Optional[cst.CSTNode] = None) -> "Scope":
+        return Scope(self, kind, node)
 
 
 class NameTable:
@@ -202,6 +203,18 @@ class Names:
         if len(bindings) != 1 or bindings[0] is None:
             return None
         return bindings[0], Names(self.table, owner)
+
+    def all_bindings(self, name: str) -> Optional[Tuple[Tuple[cst.CSTNode, ...], "Names"]]:
+        """Every binding of ``name`` in the scope whose binding this scope sees, in source
+        order (values, definitions, ``Param`` or ``AugAssign`` nodes), with resolution from
+        that scope; None when an import or a binding that records no value is among them."""
+        owner = self._owner(name)
+        if owner is None or name in owner.imports or name in owner.nonlocals:
+            return None
+        bindings = owner.others[name]
+        if any(binding is None for binding in bindings):
+            return None
+        return tuple(bindings), Names(self.table, owner)  # type: ignore[arg-type]
 
     def follow(self, expr: cst.BaseExpression) -> cst.BaseExpression:
         """``expr`` with names bound once by ``name = value`` replaced by their value."""

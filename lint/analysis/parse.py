@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import warnings
-from typing import Collection, Iterable, List, Optional, Set, Tuple, Type, Union
+from typing import Collection, Iterable, List, Mapping, Optional, Set, Tuple, Type, Union
 
 import libcst as cst
 
@@ -20,8 +20,8 @@ from wd_guard.lint.diagnostic import Diagnostic, Fix
 from wd_guard.lint.fixes.edits import LineIndex, plan_nodes, realise
 from wd_guard.lint.analysis.positions import Span, node_layout
 from wd_guard.lint.rules import rules_for
-from wd_guard.lint.rules.base import FileContext, FixPlan, LintRule, Report
-from wd_guard.lint.intake.vocabulary import POWER, identifiers_match
+from wd_guard.lint.rules.base import AtLine, FileContext, FixPlan, LintRule, Report
+from wd_guard.lint.intake.vocabulary import POWER, QUOTED, identifiers_match
 
 __all__ = ["build_context", "identifiers", "lint", "locate", "needs_libcst", "parse", "parse_and_check", "python_tree"]
 
@@ -92,7 +92,8 @@ def needs_libcst(tree: Optional[ast.Module], select: Optional[Collection[str]] =
 
 
 def identifiers(tree: ast.Module) -> Set[str]:
-    """Every name, attribute and imported name of a tree, and ``**`` if it uses the operator."""
+    """Every name, attribute, keyword argument, function and imported name of a tree, every string that
+    is exactly an optimizer's class name, and ``**`` if it uses the operator."""
     found: Set[str] = set()
     add = found.add
     for node in ast.walk(tree):
@@ -105,6 +106,13 @@ def identifiers(tree: ast.Module) -> Set[str]:
             add(node.name.rpartition(".")[2])  # type: ignore[attr-defined]
         elif kind is ast.Pow:
             add(POWER)
+        elif kind is ast.FunctionDef:
+            add(node.name)  # type: ignore[attr-defined]
+        elif kind is ast.keyword:
+            if node.arg is not None:  # type: ignore[attr-defined]
+                add(node.arg)  # type: ignore[attr-defined]
+        elif kind is ast.Constant and type(node.value) is str and node.value in QUOTED:  # type: ignore[attr-defined]
+            add(node.value)  # type: ignore[attr-defined]  # ``dict(type="AdamW")`` in a config
     return found
 
 
@@ -147,12 +155,14 @@ def locate(ctx: FileContext, reports: Iterable[Tuple[str, Report]]) -> List[Tupl
         return []
     plans = [_plan(code, report, ctx) for code, report in pairs]
     nodes = [report.node for _, report in pairs] + [node for plan in plans if plan for node in plan_nodes(plan)]
+    nodes += [value.node for _, report in pairs for value in report.values.values() if isinstance(value, AtLine)]
     spans, indents = node_layout(ctx.module, nodes, ctx.statement_lines)
     index = LineIndex(ctx.text) if any(plans) else None
     located = []
     for (code, report), plan in zip(pairs, plans):
         fix = realise(plan, spans, indents, index, ctx.module) if plan is not None and index is not None else None
-        located.append((_diagnostic(code, report, spans[report.node], ctx.path, fix), report))
+        values = {key: value.render(spans[value.node][0][0]) if isinstance(value, AtLine) else value for key, value in report.values.items()}
+        located.append((_diagnostic(code, values, spans[report.node], ctx.path, fix), report))
     unique = {(d.code, d.line, d.column, d.end_line, d.end_column): (d, r) for d, r in located}
     return sorted(unique.values(), key=lambda pair: pair[0].sort_key())
 
@@ -167,9 +177,9 @@ def _plan(code: str, report: Report, ctx: FileContext) -> Optional[FixPlan]:
         return None
 
 
-def _diagnostic(code: str, report: Report, span: Span, path: str, fix: Optional[Fix]) -> Diagnostic:
+def _diagnostic(code: str, values: Mapping[str, object], span: Span, path: str, fix: Optional[Fix]) -> Diagnostic:
     from wd_guard.catalogue import get_rule
 
     (line, column), (end_line, end_column) = span
-    message = get_rule(code).format(**report.values)
+    message = get_rule(code).format(**values)
     return Diagnostic(code, message, line, column + 1, end_line, end_column + 1, path, fix)

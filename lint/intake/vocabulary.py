@@ -2,7 +2,9 @@
 
 Every rule needs words in the text: an optimizer is reached through its class name (in the
 call, the attribute chain or the import), a penalty through ``pow``, ``**``, ``norm`` or
-``square``, WD204 through ``Sequential`` and ``BatchNorm``. A rule's vocabulary is a tuple of
+``square``, WD204 through ``Sequential`` or ``forward`` and ``BatchNorm``. Factories that
+name the class in a string (timm's ``create_optimizer_v2``) count as a class name, and so
+does a string that is exactly one (a config's ``type="AdamW"``). A rule's vocabulary is a tuple of
 groups, and a text matches when each group has one of its words in it. The words come from
 the optimizer table. This module imports neither libcst nor torch: the pre-filter runs before
 anything heavy is loaded.
@@ -14,7 +16,7 @@ import re
 from typing import AbstractSet, Collection, Dict, FrozenSet, Mapping, Optional, Tuple, Union
 
 from wd_guard.catalogue import iter_rules
-from wd_guard.optimizers import OPTIMIZERS, DecayKind
+from wd_guard.optimizers import FACTORIES as OPTIMIZER_FACTORIES, OPTIMIZERS, DecayKind
 
 Vocabulary = Tuple[Tuple[bytes, ...], ...]
 
@@ -56,13 +58,24 @@ LAYERS = frozenset(
 )
 BATCH_NORMS = frozenset({f"{lazy}BatchNorm{d}d" for lazy in ("", "Lazy") for d in (1, 2, 3)} | {"SyncBatchNorm"})
 
+# Factories that build a class named by a string (timm's ``create_optimizer_v2(opt="adam")``).
+FACTORIES = frozenset(name.rsplit(".", 1)[-1] for fact in OPTIMIZER_FACTORIES for name in (fact.name, *fact.aliases))
+# Where an optimizer's parameters come from: ``x.parameters()``, ``x.named_parameters()``, a
+# factory handed a module, or a config's ``optimizer=dict(...)``.
+PARAMETER_SOURCES = frozenset({"parameters", "named_parameters", "optimizer"}) | FACTORIES
+# Strings that count as names: a config spells its optimizer class as ``type="AdamW"``.
+QUOTED = frozenset(class_names())
+# Where WD204 looks for a weight feeding BatchNorm: ``nn.Sequential`` and ``forward`` bodies.
+BLOCKS = frozenset({"Sequential", "forward"})
+
+_DECAYING_WORDS = words(*class_names(*DECAYING), *FACTORIES)
 BY_CODE: Mapping[str, Vocabulary] = {
-    "WD101": (words(*class_names(DecayKind.COUPLED_ADAPTIVE)),),
-    "WD210": (words(*class_names(*DECAYING)), (b"parameters",)),
-    "WD302": (words(*class_names(*DECAYING)),),
+    "WD101": (words(*class_names(DecayKind.COUPLED_ADAPTIVE), *FACTORIES),),
+    "WD210": (_DECAYING_WORDS, words("parameters", "optimizer")),
+    "WD302": (_DECAYING_WORDS,),
     "WD401": (words(*class_names(*DECAYING)), PENALTY_WORDS),
     "WD402": (words(*class_names(adaptive=True)), PENALTY_WORDS),
-    "WD204": ((b"Sequential",), (b"BatchNorm",), words("Linear", "Conv")),
+    "WD204": (words(*BLOCKS), (b"BatchNorm",), words("Linear", "Conv"), _DECAYING_WORDS),
 }
 
 # The same vocabulary as whole identifiers (names, attributes, imported names; ``**`` for the
@@ -72,13 +85,14 @@ Identifiers = Tuple[FrozenSet[str], ...]
 _PENALTY_IDENTIFIERS = frozenset(
     {name.rsplit(".", 1)[-1] for name in NORMS | SQUARES | POWS} | NORM_METHODS | SQUARE_METHODS | {POWER}
 )
+_DECAYING = frozenset(class_names(*DECAYING)) | FACTORIES
 IDENTIFIERS: Mapping[str, Identifiers] = {
-    "WD101": (frozenset(class_names(DecayKind.COUPLED_ADAPTIVE)),),
-    "WD210": (frozenset(class_names(*DECAYING)), frozenset({"parameters"})),
-    "WD302": (frozenset(class_names(*DECAYING)),),
+    "WD101": (frozenset(class_names(DecayKind.COUPLED_ADAPTIVE)) | FACTORIES,),
+    "WD210": (_DECAYING, PARAMETER_SOURCES),
+    "WD302": (_DECAYING,),
     "WD401": (frozenset(class_names(*DECAYING)), _PENALTY_IDENTIFIERS),
     "WD402": (frozenset(class_names(adaptive=True)), _PENALTY_IDENTIFIERS),
-    "WD204": (frozenset({"Sequential"}), BATCH_NORMS, LAYERS),
+    "WD204": (BLOCKS, BATCH_NORMS, LAYERS, _DECAYING),
 }
 
 # YAML configs: a class named under ``class_path`` or ``_target_``, or as LightningCLI's

@@ -72,6 +72,18 @@ class FixPlan:
 
 
 @dataclass(frozen=True)
+class AtLine:
+    """Message text that names a place in the file: ``{line}`` in ``text`` becomes the line
+    of ``node`` once the engine knows where nodes are."""
+
+    text: str
+    node: cst.CSTNode
+
+    def render(self, line: int) -> str:
+        return self.text.replace("{line}", str(line))
+
+
+@dataclass(frozen=True)
 class Report:
     """A rule's finding before the engine locates it: the node, the message's values and a
     builder for the fix, if the rule offers one."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Iterator, Optional
+from typing import Dict, Iterable, Iterator, List, Optional, Union
 
 import libcst as cst
 
@@ -11,16 +11,22 @@ from wd_guard.optimizers import DecayKind
 
 from wd_guard.lint.analysis.names import Names
 from wd_guard.lint.intake.vocabulary import BY_CODE, DECAYING
-from wd_guard.lint.rules.base import Invalid, LintRule, Report
+from wd_guard.lint.rules.base import AtLine, Invalid, LintRule, Report
 from wd_guard.lint.fixes.rewrites import decouple, use_param_groups
+from wd_guard.lint.rules.choices import added_groups
+from wd_guard.lint.rules.params import BlanketSearch
 from wd_guard.lint.rules.sites import Group, Site, optimizer_sites
+
+
+# Calls, and what values and optimizers are read from: dataclass defaults, ``self.opt = ...``.
+_NODES = (cst.Call, cst.ClassDef, cst.Assign)
 
 
 class CoupledDecayAdaptive(LintRule):
     """An adaptive optimizer whose ``weight_decay`` is coupled L2 is given a non-zero decay."""
 
     CODE = "WD101"
-    NODES = (cst.Call,)
+    NODES = _NODES
     VOCABULARY = BY_CODE[CODE]
     VALID = (
         "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)\n",
@@ -35,6 +41,20 @@ class CoupledDecayAdaptive(LintRule):
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)\n",
         "import torch\nopt = torch.optim.Adam([{'params': a, 'weight_decay': 0.0}, {'params': b}], lr=1e-3)\n",
         "import torch\nwd = 0.0\nopt = torch.optim.Adam(params, lr=1e-3, weight_decay=wd)\n",
+        "import torch\nopt = torch.optim.Adam(params)\nopt.add_param_group({'params': extra, 'weight_decay': 0.0})\n",
+        "import torch\nopt = torch.optim.Adam(params, decoupled_weight_decay=True)\nopt.add_param_group({'params': extra, 'weight_decay': 0.1})\n",
+        "import torch\ncls = torch.optim.AdamW if cfg.decoupled else torch.optim.SGD\nopt = cls(params, weight_decay=5e-4)\n",
+        "import torch\ncls = getattr(torch.optim, name) if cfg.x else torch.optim.Adam\nopt = cls(params, weight_decay=0.1)\n",
+        "import argparse, torch\nparser = argparse.ArgumentParser()\nparser.add_argument('--wd', type=float, default=0.0)\n"
+        "args = parser.parse_args()\nopt = torch.optim.Adam(model.parameters(), weight_decay=args.wd)\n",
+        "from dataclasses import dataclass\nimport torch\n\n@dataclass\nclass Config:\n    weight_decay: float = 0.0\n\n"
+        "def build(cfg: Config, params):\n    return torch.optim.Adam(params, weight_decay=cfg.weight_decay)\n",
+        "import torch\ndef build(params, wd=0.0):\n    return torch.optim.Adam(params, weight_decay=wd)\nopt = build(model.parameters())\n",
+        "import bitsandbytes as bnb\nopt = bnb.optim.Adam8bit(params, lr=1e-3, weight_decay=0.01)\n",
+        "from lion_pytorch import Lion\nopt = Lion(params, lr=1e-4, weight_decay=1e-2)\n",
+        "import timm.optim\nopt = timm.optim.create_optimizer_v2(model, opt='adamw', weight_decay=0.05)\n",
+        "optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))\n",
+        "_base_ = ['./base.py']\noptim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))\n",
     )
     INVALID = (
         Invalid(
@@ -85,26 +105,69 @@ class CoupledDecayAdaptive(LintRule):
             "from torch.optim import *\nopt = NAdam(params, lr=2e-3, weight_decay=1e-4)\n",
             fixed="from torch.optim import *\nopt = NAdam(params, lr=2e-3, weight_decay=1e-4, decoupled_weight_decay=True)\n",
         ),
+        Invalid("import torch\nopt = torch.optim.Adam(biases, lr=1e-3)\nopt.add_param_group({'params': weights, 'weight_decay': 1e-5})\n", line=3),
+        Invalid(
+            "import torch\nclass Model:\n    def configure(self):\n        self.opt = torch.optim.RMSprop(self.head, lr=1e-3)\n"
+            "        self.opt.add_param_group(dict(params=self.body, weight_decay=1e-4))\n",
+            line=5,
+        ),
+        Invalid("import torch\ncls = torch.optim.Adam if cfg.adam else torch.optim.SGD\nopt = cls(params, weight_decay=5e-4)\n", line=3),
+        Invalid("from torch import optim\nif cfg.adaptive:\n    make = optim.RMSprop\nelse:\n    make = optim.SGD\nopt = make(params, weight_decay=1e-5)\n", line=6),
+        Invalid("import torch\nOPTIMIZERS = {'adam': torch.optim.Adam, 'sgd': torch.optim.SGD}\nopt = OPTIMIZERS[name](params, weight_decay=1e-4)\n", line=3),
+        Invalid(
+            "import argparse, torch\nparser = argparse.ArgumentParser()\nparser.add_argument('--wd', type=float, default=1e-4)\n"
+            "args = parser.parse_args()\nopt = torch.optim.Adam(params, weight_decay=args.wd)\n",
+            line=5,
+            fixed="import argparse, torch\nparser = argparse.ArgumentParser()\nparser.add_argument('--wd', type=float, default=1e-4)\n"
+            "args = parser.parse_args()\nopt = torch.optim.AdamW(params, weight_decay=args.wd)\n",
+        ),
+        Invalid(
+            "import torch\ndef build(params, wd=0.0):\n    return torch.optim.Adam(params, weight_decay=wd)\nopt = build(model.parameters(), wd=1e-4)\n",
+            line=3,
+            fixed="import torch\ndef build(params, wd=0.0):\n    return torch.optim.AdamW(params, weight_decay=wd)\nopt = build(model.parameters(), wd=1e-4)\n",
+        ),
+        Invalid("from timm.optim import create_optimizer_v2\nopt = create_optimizer_v2(model, opt='adam', weight_decay=0.05)\n", line=2),
+        Invalid("import timm\nopt = timm.optim.create_optimizer_v2(model, 'lookahead_rmsprop', 1e-2, 1e-5)\n", line=2),
+        Invalid("from torch.optim import RMSprop\noptim_wrapper = dict(optimizer=dict(type=RMSprop, lr=1e-3, weight_decay=1e-5))\n", line=2),
+        Invalid("optimizer = dict(type='Adam', lr=1e-3, weight_decay=1e-4)\noptimizer_config = dict(grad_clip=None)\n", line=1),
+        Invalid(
+            "from deepspeed.ops.adam import FusedAdam\nopt = FusedAdam(params, adam_w_mode=False, weight_decay=0.01)\n",
+            fixed="from deepspeed.ops.adam import FusedAdam\nopt = FusedAdam(params, adam_w_mode=True, weight_decay=0.01)\n",
+        ),
     )
 
     def check(self) -> Iterator[Report]:
-        for site in self.ctx.shared(optimizer_sites):
-            if any(site.kind(group) is DecayKind.COUPLED_ADAPTIVE and site.decays(group) for group in site.scopes()):
-                yield Report(site.call, {"optimizer": site.name}, fix=functools.partial(decouple, site, self.ctx))
+        for call, sites in by_call(self.ctx.shared(optimizer_sites)).items():
+            for site in sites:
+                coupled = [group for group in site.scopes() if site.kind(group) is DecayKind.COUPLED_ADAPTIVE and site.decays(group)]
+                if coupled:
+                    fix = functools.partial(decouple, site, self.ctx) if site.fixable else None
+                    yield Report(call, {"optimizer": named_with_decay(site, coupled[0], self.ctx)}, fix=fix)
+                    break
+        for call, site, group in added_groups(self.ctx):
+            if "weight_decay" in group.options and site.kind(group) is DecayKind.COUPLED_ADAPTIVE and site.decays(group):
+                yield Report(call, {"optimizer": named_with_decay(site, group, self.ctx)})
 
 
 class BlanketDecay(LintRule):
     """Every parameter of a module handed to an optimizer whose decay is non-zero."""
 
     CODE = "WD210"
-    NODES = (cst.Call,)
+    NODES = _NODES
     VOCABULARY = BY_CODE[CODE]
     VALID = (
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3)\n",
         "import torch\nopt = torch.optim.AdamW(model.parameters(), weight_decay=0.0)\n",
         "import torch\nopt = torch.optim.AdamW(groups, lr=3e-4)\n",
         "import torch\nopt = torch.optim.SGD([p for p in model.parameters() if p.ndim >= 2], lr=0.1, weight_decay=5e-4)\n",
-        "import torch\nopt = torch.optim.AdamW([{'params': model.parameters(), 'weight_decay': 0.05}])\n",
+        "import torch\ndecay = [p for n, p in model.named_parameters() if not n.endswith('bias')]\nopt = torch.optim.AdamW(decay)\n",
+        "import torch\nparams = list(model.parameters())\nparams = [p for p in params if p.ndim >= 2]\nopt = torch.optim.AdamW(params)\n",
+        "import torch\nparams = [p for m in model.modules() if isinstance(m, nn.Linear) for p in m.parameters()]\nopt = torch.optim.AdamW(params)\n",
+        "import argparse, torch\np = argparse.ArgumentParser()\np.add_argument('--weight-decay', type=float, default=0)\n"
+        "args = p.parse_args()\nopt = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=args.weight_decay)\n",
+        "from timm.optim import create_optimizer_v2\nopt = create_optimizer_v2(model, 'adamw', weight_decay=0.05)\n",
+        "optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05), paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))\n",
+        "_base_ = ['./base.py']\noptim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05))\n",
         "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=3e-4, **cfg)\n",
         "import torch\nopt = torch.optim.Rprop(model.parameters())\n",
         "import torch\nopt = torch.optim.SGD(model.named_parameters(), lr=0.1, weight_decay=5e-4)\n",
@@ -136,100 +199,87 @@ class BlanketDecay(LintRule):
         ),
         Invalid("import torch\nparams = list(model.parameters())\nopt = torch.optim.SGD(params, 0.1, 0.9, 0, 1e-4)\n", line=3),
         Invalid("import torch\nopt = torch.optim.AdamW([{'params': model.backbone.parameters(), 'lr': 1e-5}], lr=1e-3)\n"),
+        Invalid("import torch\nopt = torch.optim.AdamW([{'params': model.parameters(), 'weight_decay': 0.05}])\n"),
+        Invalid("import torch\nopt = torch.optim.AdamW([{'params': [p for _, p in model.named_parameters() if p.requires_grad], 'weight_decay': 0.05}])\n"),
+        Invalid("import torch\nparams = list(self.model.parameters())\nparams = params + [self.logvar]\nopt = torch.optim.AdamW(params, lr=lr)\n", line=4),
+        Invalid("import torch\nparams = list(model.parameters())\nparams += [extra]\nopt = torch.optim.AdamW(params)\n", line=4),
+        Invalid("import torch\nparams = []\nparams.extend(encoder.parameters())\nparams.append(scale)\nopt = torch.optim.SGD(params, lr=0.1, weight_decay=1e-4)\n", line=5),
+        Invalid("import itertools, torch\nopt = torch.optim.Adam(itertools.chain(g.parameters(), e.parameters()), weight_decay=2.5e-5)\n"),
+        Invalid("import torch\nopt = torch.optim.AdamW([*g.parameters(), *e.parameters()], lr=1e-4)\n"),
+        Invalid("from timm.optim import create_optimizer_v2\nopt = create_optimizer_v2(model, 'sgd', lr=0.1, weight_decay=1e-4, filter_bias_and_bn=False)\n"),
+        Invalid("optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05))\n"),
     )
 
     def check(self) -> Iterator[Report]:
-        for site in self.ctx.shared(optimizer_sites):
+        search = BlanketSearch(self.ctx)
+        for sites in by_call(self.ctx.shared(optimizer_sites)).values():
+            for report in self._reports(sites, search):
+                yield report
+                break  # one report per call, whichever candidate class it names
+
+    def _reports(self, sites: List[Site], search: BlanketSearch) -> Iterator[Report]:
+        for site in sites:
+            if site.built is not None:
+                if site.split is False and site.everything is not None and site.decays(None):
+                    what = "the optimizer config, without a paramwise_cfg," if site.built == "config" else self.ctx.code(site.everything)
+                    yield Report(site.everything, {"call": what, "optimizer": site.name, "weight_decay": site.decay_text(None, self.ctx)})
+                continue
             for group, params in _params_of(site):
-                source = blanket_source(params, site.names)
+                source = search.source(params, site.names)
                 if source is not None and site.decays(group):
                     values = {"call": self.ctx.code(source), "optimizer": site.name, "weight_decay": site.decay_text(group, self.ctx)}
-                    fix = functools.partial(use_param_groups, site, source, self.ctx) if group is None and _inline(params, source, site.names) else None
+                    inline = group is None and site.fixable and _inline(params, source, site.names) and source.func.attr.value == "parameters"  # type: ignore[attr-defined]
+                    fix = functools.partial(use_param_groups, site, source, self.ctx) if inline else None
                     yield Report(params, values, fix)
 
 
 def _params_of(site: Site) -> Iterator[tuple]:
-    """``(group, parameters expression)`` pairs whose decay is not set by the group itself."""
+    """``(group, parameters expression)`` pairs: the call's parameters, or each group's that
+    takes the call's decay; a single group also when it sets its own (several groups that
+    each set a decay are a deliberate choice per module)."""
     if site.groups is None:
         arg = site.arguments.get("params")
         if arg is not None:
             yield None, arg.value
         return
     for group in site.groups:
-        if not group.open and group.params is not None and "weight_decay" not in group.options:
+        own = "weight_decay" in group.options and len(site.groups) > 1
+        if not group.open and group.params is not None and not own:
             yield group, group.params
 
 
 def _inline(params: cst.BaseExpression, source: cst.Call, names: Names) -> bool:
-    """Whether the parameters are written in the call itself, not through a variable."""
-    return names.follow(params) is params
-
-
-def blanket_source(expr: cst.BaseExpression, names: Names) -> Optional[cst.Call]:
-    """The ``x.parameters()`` call when ``expr`` hands over every trainable parameter of ``x``:
-    the call itself, ``list(...)``, ``filter(lambda p: p.requires_grad, ...)`` or
-    ``[p for p in ... if p.requires_grad]``, directly or through a name bound once."""
-    expr = names.follow(expr)
-    if _is_parameters_call(expr):
-        return expr  # type: ignore[return-value]
-    if isinstance(expr, cst.Call) and len(expr.args) == 2 and names.is_builtin(expr.func, "filter"):
-        test, iterable = expr.args
-        if _is_requires_grad_lambda(test.value) and not iterable.keyword and not iterable.star:
-            return blanket_source(iterable.value, names)
-    if isinstance(expr, cst.Call) and len(expr.args) == 1 and not expr.args[0].keyword and not expr.args[0].star:
-        if names.is_builtin(expr.func, "list") or names.is_builtin(expr.func, "tuple"):
-            return blanket_source(expr.args[0].value, names)
-    if isinstance(expr, (cst.ListComp, cst.GeneratorExp)) and _passes_through(expr):
-        return blanket_source(expr.for_in.iter, names)
-    return None
-
-
-def _is_parameters_call(expr: cst.BaseExpression) -> bool:
-    if not (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "parameters"):
-        return False
-    if not expr.args:
+    """Whether the call's parameters are written in the call itself and are exactly the
+    trainable ones of ``source`` (the call, ``list(...)``, a ``requires_grad`` filter), so
+    that replacing them by groups of the same module keeps the same parameters."""
+    if params is source:
         return True
-    (arg,) = expr.args if len(expr.args) == 1 else (None,)
-    return arg is not None and arg.keyword is not None and arg.keyword.value == "recurse" and _is_name(arg.value, "True")
+    if isinstance(params, (cst.ListComp, cst.GeneratorExp)):
+        return params.for_in.iter is source
+    if isinstance(params, cst.Call) and params.args and any(names.is_builtin(params.func, name) for name in ("list", "tuple", "filter")):
+        return _inline(params.args[-1].value, source, names)
+    return False
 
 
-def _is_name(expr: cst.BaseExpression, name: str) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == name
+def by_call(sites: Iterable[Site]) -> Dict[cst.Call, List[Site]]:
+    """Sites by the call that builds them (a call that chooses among classes has several)."""
+    found: Dict[cst.Call, List[Site]] = {}
+    for site in sites:
+        found.setdefault(site.call, []).append(site)
+    return found
 
 
-def _is_requires_grad(test: cst.BaseExpression, var: str) -> bool:
-    """``p.requires_grad`` (or ``is True`` / ``== True``) for the variable ``var``."""
-    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
-        target = test.comparisons[0]
-        if isinstance(target.operator, (cst.Is, cst.Equal)) and _is_name(target.comparator, "True"):
-            test = test.left
-    return isinstance(test, cst.Attribute) and test.attr.value == "requires_grad" and _is_name(test.value, var)
-
-
-def _is_requires_grad_lambda(expr: cst.BaseExpression) -> bool:
-    if not isinstance(expr, cst.Lambda):
-        return False
-    params = expr.params
-    if len(params.params) != 1 or params.posonly_params or params.kwonly_params or params.star_kwarg:
-        return False
-    return _is_requires_grad(expr.body, params.params[0].name.value)
-
-
-def _passes_through(comp: cst.BaseComp) -> bool:
-    """``[p for p in xs]`` or ``[p for p in xs if p.requires_grad]``: every trainable item."""
-    for_in = comp.for_in
-    if for_in.inner_for_in is not None or for_in.asynchronous is not None:
-        return False
-    if not (isinstance(for_in.target, cst.Name) and _is_name(comp.elt, for_in.target.value)):
-        return False
-    return all(_is_requires_grad(if_.test, for_in.target.value) for if_ in for_in.ifs)
+def named_with_decay(site: Site, group: Optional[Group], ctx) -> Union[str, AtLine]:
+    """The optimizer's name, with its weight decay when the file resolves it from elsewhere."""
+    text = site.decay_text(group, ctx)
+    return AtLine(f"{site.name} with weight_decay {text.text}", text.node) if isinstance(text, AtLine) else site.name
 
 
 class ExcessiveDecay(LintRule):
     """``lr * weight_decay`` of 0.1 or more, both written as literals (defaults fill gaps)."""
 
     CODE = "WD302"
-    NODES = (cst.Call,)
+    NODES = _NODES
     VOCABULARY = BY_CODE[CODE]
     THRESHOLD = 0.1
     VALID = (
@@ -248,13 +298,11 @@ class ExcessiveDecay(LintRule):
     )
 
     def check(self) -> Iterator[Report]:
-        for site in self.ctx.shared(optimizer_sites):
-            if site.fact.decay not in DECAYING:
-                continue
-            products = [p for p in (_product(site, group) for group in site.scopes()) if p is not None]
+        for call, sites in by_call(self.ctx.shared(optimizer_sites)).items():
+            products = [p for site in sites if site.fact.decay in DECAYING for p in map(functools.partial(_product, site), site.scopes()) if p is not None]
             worst = max(products, default=0.0)
             if worst >= self.THRESHOLD:
-                yield Report(site.call, {"product": f"{worst:.3g}"})
+                yield Report(call, {"product": f"{worst:.3g}"})
 
 
 def _product(site: Site, group: Optional[Group]) -> Optional[float]:

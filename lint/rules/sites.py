@@ -11,15 +11,16 @@ options unknown, and the rules stay silent about unknown options.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import libcst as cst
 
 from wd_guard.optimizers import DecayKind, OptimizerFact, lookup
 
 from wd_guard.lint.analysis.names import Names, string_value
+from wd_guard.lint.analysis.values import Value, Values
 from wd_guard.lint.intake.vocabulary import DECAYING, class_names
-from wd_guard.lint.rules.base import FileContext
+from wd_guard.lint.rules.base import AtLine, FileContext
 
 PARTIAL = "functools.partial"
 PARAMS = "params"
@@ -63,6 +64,12 @@ class Site:
     open: bool  # ``*args`` or ``**kwargs``: options the code does not show
     groups: Optional[List[Group]] = None  # inline param groups, or None
     origin: Optional[cst.Call] = None  # the call that holds ``func``, when it is not ``call``
+    values: Optional[Values] = None  # resolution of options the code takes from elsewhere
+    candidates: Tuple[str, ...] = ()  # the classes the code chooses among, when it chooses
+    defaults: Mapping[str, object] = field(default_factory=dict)  # a factory's own defaults
+    built: Optional[str] = None  # "factory" or "config" when no call of the class is visible
+    split: Optional[bool] = None  # factories and configs: whether they split decay / no-decay
+    everything: Optional[cst.BaseExpression] = None  # factories and configs: what they hand over
 
     @property
     def holder(self) -> cst.Call:
@@ -71,7 +78,14 @@ class Site:
 
     @property
     def name(self) -> str:
+        if self.candidates:
+            return f"{self.fact.short_name} (one of {', '.join(self.candidates)}, chosen at run time)"
         return self.fact.short_name
+
+    @property
+    def fixable(self) -> bool:
+        """Whether the code names the class itself, so a fix can rewrite it."""
+        return not self.candidates and self.built is None
 
     def scopes(self) -> Sequence[Optional[Group]]:
         """The groups, or ``[None]`` for the call's single implicit group."""
@@ -92,6 +106,8 @@ class Site:
         return self._default(option)
 
     def _default(self, option: str) -> Optional[Setting]:
+        if option in self.defaults:
+            return Setting(None, self.defaults[option])
         if option == WEIGHT_DECAY:
             return Setting(None, self.fact.default_weight_decay)
         if option == LR:
@@ -121,7 +137,14 @@ class Site:
             return None
         if setting.expr is None:
             return bool(setting.default)
-        return not self.names.is_zero(setting.expr)
+        if self.names.is_zero(setting.expr):
+            return False
+        resolved = self.resolve(setting.expr)
+        return resolved is None or resolved.number != 0
+
+    def resolve(self, expr: cst.BaseExpression) -> Optional[Value]:
+        """The value of ``expr`` and where it comes from, when the file fixes it."""
+        return None if self.values is None else self.values.resolve(expr, self.names)
 
     def number(self, option: str, group: Optional[Group] = None) -> Optional[float]:
         """The literal value of ``option`` for ``group``, the default if it is not given."""
@@ -130,19 +153,42 @@ class Site:
             return None
         if setting.expr is None:
             return setting.default if isinstance(setting.default, (int, float)) else None
-        return self.names.number(setting.expr)
+        number = self.names.number(setting.expr)
+        if number is None:
+            resolved = self.resolve(setting.expr)
+            number = None if resolved is None else resolved.number
+        return number
 
-    def decay_text(self, group: Optional[Group], ctx: FileContext) -> str:
-        """The weight decay as the code writes it, or the default it falls back to."""
+    def decay_text(self, group: Optional[Group], ctx: FileContext) -> Union[str, AtLine]:
+        """The weight decay as the code writes it (with the value the file gives it and where,
+        when the code reads it from elsewhere), or the default it falls back to."""
         setting = self.setting(WEIGHT_DECAY, group)
         if setting is None or setting.expr is None:
             default = None if setting is None else setting.default
             return f"{default} by default"
-        return ctx.code(setting.expr)
+        return shown(setting.expr, self.resolve(setting.expr), ctx)
+
+
+def shown(expr: cst.BaseExpression, value: Optional[Value], ctx: FileContext) -> Union[str, AtLine]:
+    """``expr`` as written, followed by its resolved value and origin when it has one."""
+    code = ctx.code(expr)
+    if value is None or value.origin is None or value.node is None:
+        return code
+    return AtLine(f"{code} = {value.number:g} ({value.origin}, line {{line}})", value.node)
+
+
+def file_values(ctx: FileContext) -> Values:
+    """The file's resolvable values (shared by every rule that reads optimizer options)."""
+    return Values(ctx.nodes(cst.Call), ctx.nodes(cst.ClassDef), ctx.names.at)
 
 
 def optimizer_sites(ctx: FileContext) -> List[Site]:
-    """Every optimizer construction in the file (shared by the optimizer and penalty rules)."""
+    """Every optimizer construction in the file (shared by the optimizer and penalty rules):
+    calls of a known class, of a partial of one, of a class chosen among known ones, of
+    factories whose options name a known class, and mmengine-style config dicts."""
+    from wd_guard.lint.rules.choices import chosen_sites
+    from wd_guard.lint.rules.factories import config_sites, factory_sites
+
     sites: List[Site] = []
     consumed = set()
     for call in ctx.nodes(cst.Call):
@@ -154,6 +200,12 @@ def optimizer_sites(ctx: FileContext) -> List[Site]:
                 consumed.add(partial)
         if site is not None:
             sites.append(site)
+        else:
+            sites.extend(chosen_sites(call, names) or factory_sites(call, names, ctx))
+    sites.extend(config_sites(ctx))
+    values = ctx.shared(file_values)
+    for site in sites:
+        site.values = values
     # A partial whose later call is visible is judged at that call, with all its arguments.
     return [site for site in sites if site.call not in consumed]
 
@@ -207,6 +259,11 @@ def _through_partial(call: cst.Call, names: Names) -> Tuple[Optional[Site], Opti
     return site, partial
 
 
+def bound_site(call: cst.Call, func: cst.BaseExpression, fact: OptimizerFact, names: Names, args: Sequence[cst.Arg]) -> Site:
+    """A site for ``call``, which passes ``args`` to the class ``func`` names."""
+    return _site(call, func, fact, names, args)
+
+
 def _site(call: cst.Call, func: cst.BaseExpression, fact: OptimizerFact, names: Names, args: Sequence[cst.Arg]) -> Site:
     arguments, open_ = _bind(fact, args)
     params = arguments.get(PARAMS)
@@ -227,6 +284,11 @@ def _helper_groups(value: cst.BaseExpression, names: Names) -> Optional[List[Gro
     if decay is None:
         return None
     return [Group(value, {WEIGHT_DECAY: decay}), Group(value, {WEIGHT_DECAY: cst.Float("0.0")})]
+
+
+def bind(fact: OptimizerFact, args: Sequence[cst.Arg]) -> Tuple[Dict[str, cst.Arg], bool]:
+    """Arguments by parameter name, and whether the call may pass options it does not show."""
+    return _bind(fact, args)
 
 
 def _bind(fact: OptimizerFact, args: Sequence[cst.Arg]) -> Tuple[Dict[str, cst.Arg], bool]:
@@ -266,6 +328,11 @@ def _groups(params: cst.BaseExpression, names: Names) -> Optional[List[Group]]:
     if not any(groups):
         return None  # a list of tensors, not of groups
     return [group if group is not None else Group(element, open=True) for group, element in zip(groups, value.elements)]
+
+
+def read_group(expr: cst.BaseExpression, names: Names) -> Optional[Group]:
+    """The param group a ``{...}`` or ``dict(...)`` expression spells, or None."""
+    return _group(expr, names)
 
 
 def _group(expr: cst.BaseExpression, names: Names) -> Optional[Group]:

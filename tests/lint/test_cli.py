@@ -19,7 +19,7 @@ TRAIN = textwrap.dedent(
 
     model = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8))
     opt = optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-2)
-    sgd = torch.optim.SGD([{"params": model.parameters(), "weight_decay": 0.5}], lr=1.0)
+    sgd = torch.optim.SGD([{"params": [model[0].weight], "weight_decay": 0.5}], lr=1.0)
     """
 )
 CLEAN = "import torch\nopt = torch.optim.AdamW([{'params': [], 'weight_decay': 0.0}], lr=1e-3)\n"

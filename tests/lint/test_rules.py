@@ -56,7 +56,7 @@ def test_default_rules_follow_the_catalogue():
 
 def test_opt_in_rule_runs_only_when_selected():
     source = rule_for("WD204").INVALID[0].code
-    assert lint_source(source) == []
+    assert "WD204" not in {d.code for d in lint_source(source)}
     assert [d.code for d in lint_source(source, select={"WD204"})] == ["WD204"]
 
 

@@ -65,7 +65,9 @@ def test_prefilter_skips_files_without_vocabulary():
     assert might_matter(ADAM.encode())
     sequential = b"from torch import nn\nm = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))\n"
     assert not might_matter(sequential)
-    assert might_matter(sequential, select={"WD204"})
+    # WD204 needs a decaying optimizer in the file too.
+    assert not might_matter(sequential, select={"WD204"})
+    assert might_matter(sequential + b"opt = torch.optim.SGD(m.parameters(), lr=0.1, weight_decay=1e-4)\n", select={"WD204"})
 
 
 def test_words_only_in_strings_and_comments_skip_the_libcst_parse(monkeypatch):
