@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
 from runtime_models import GuardedModule, fit, mlp
@@ -22,11 +23,13 @@ def test_default_guard_logs_weight_norms_to_csv(tmp_path, wd_warnings):
         rows = list(csv.DictReader(handle))
     keys = set(rows[0])
     for name in ("net.0.weight", "net.0.bias", "net.2.weight"):
-        assert f"weight_norm/{name}" in keys and f"effective_decay/{name}" in keys
+        # AdamW decays a group's parameters alike: decay per group, a norm per parameter.
+        assert f"weight_norm/{name}" in keys and f"effective_decay/{name}" not in keys
     logged = [row for row in rows if row["weight_norm/net.0.weight"]]
-    assert [int(row["step"]) for row in logged] == [2, 4]
+    assert [int(row["step"]) for row in logged] == [1, 3]  # Lightning's own step axis
     assert float(logged[-1]["weight_norm/net.0.weight"]) > 0
-    assert float(logged[-1]["effective_decay/net.0.weight"]) > 0 and float(logged[-1]["effective_decay/net.0.bias"]) == 0
+    assert float(logged[-1]["effective_decay/group_0_0"]) == pytest.approx(0.2 * 0.05)
+    assert "effective_decay/group_0_1" not in keys  # the no-decay group: no constant-zero series
     assert wd_warnings.guard() == []
 
 
