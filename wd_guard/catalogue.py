@@ -331,7 +331,7 @@ head_opt = torch.optim.SGD(model[3].parameters(), lr=0.1, weight_decay=5e-4)
 ## Use instead
 ```python
 backbone_opt = torch.optim.AdamW(wd_guard.param_groups(model[:3], weight_decay=0.05))
-head_opt = torch.optim.SGD(model[3].parameters(), lr=0.1, weight_decay=5e-4)
+head_opt = torch.optim.SGD(wd_guard.param_groups(model[3], weight_decay=5e-4), lr=0.1)
 ```
 """,
     ),
