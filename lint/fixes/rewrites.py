@@ -184,14 +184,12 @@ def _rename(site: Site, counterpart: OptimizerFact, ctx: FileContext) -> Optiona
         return None
     target, new_name, imports = found
     title = f"Replace {site.fact.short_name} with {counterpart.short_name}"
+    if site.origin is not None:
+        return _rename_partial(site, site.origin, target, new_name, title, imports, ctx)
     if not _needs_default_decay(site):
         return FixPlan(title, (Replace(target, new_name), *imports))
     # AdamW's default decay differs from Adam's: groups without their own keep Adam's.
-    default = cst.Float(repr(float(site.fact.default_weight_decay)))
-    if site.origin is not None:
-        call = append_keyword(site.call, WEIGHT_DECAY, default)
-        return FixPlan(title, (Replace(target, new_name), Replace(site.call, call), *imports))
-    call = append_keyword(site.call.deep_replace(target, cst.Name(new_name)), WEIGHT_DECAY, default)  # type: ignore[arg-type]
+    call = append_keyword(site.call.deep_replace(target, cst.Name(new_name)), WEIGHT_DECAY, _default_decay(site))  # type: ignore[arg-type]
     return FixPlan(title, (Replace(site.call, call), *imports))
 
 
@@ -199,6 +197,55 @@ def _needs_default_decay(site: Site) -> bool:
     return bool(site.groups) and WEIGHT_DECAY not in site.arguments and any(
         group is not None and WEIGHT_DECAY not in group.options for group in site.scopes()
     )
+
+
+def _default_decay(site: Site) -> cst.Float:
+    return cst.Float(repr(float(site.fact.default_weight_decay)))
+
+
+def _rename_partial(
+    site: Site, partial: cst.Call, target: cst.Name, new_name: str, title: str, imports: Tuple[Change, ...], ctx: FileContext
+) -> Optional[FixPlan]:
+    """Rename the class inside ``functools.partial(Class, ...)``. The partial serves every call
+    of it, including calls that rely on the old class's default decay (zero for Adam): unless
+    the partial sets the decay itself, it gets the old default, which the calls that pass
+    their own still override. A call that might pass the decay by position would then pass it
+    twice, so none may (no fix otherwise)."""
+    given = _bound_in_partial(partial, site.fact)
+    if given is None:
+        return None  # ``*args`` or ``**kwargs`` in the partial: its decay is unknown
+    if given:
+        return FixPlan(title, (Replace(target, new_name), *imports))
+    if not isinstance(site.call.func, cst.Name) or not _no_call_passes_decay_by_position(site.call.func.value, partial, site.fact, ctx):
+        return None
+    renamed = partial.deep_replace(target, cst.Name(new_name))
+    return FixPlan(title, (Replace(partial, append_keyword(renamed, WEIGHT_DECAY, _default_decay(site))), *imports))  # type: ignore[arg-type]
+
+
+def _bound_in_partial(partial: cst.Call, fact: OptimizerFact) -> Optional[bool]:
+    """Whether the partial's own arguments set the decay; None when they may hide it."""
+    args = partial.args[1:]
+    if any(arg.star for arg in args):
+        return None
+    positional = sum(1 for arg in args if arg.keyword is None)
+    keywords = {arg.keyword.value for arg in args if arg.keyword is not None}
+    return WEIGHT_DECAY in keywords or WEIGHT_DECAY in (PARAMS, *fact.positional)[:positional]
+
+
+def _no_call_passes_decay_by_position(name: str, partial: cst.Call, fact: OptimizerFact, ctx: FileContext) -> bool:
+    """No call of the partial bound to ``name`` passes ``weight_decay`` by position, or may
+    (``*args``)."""
+    names = (PARAMS, *fact.positional)
+    taken = sum(1 for arg in partial.args[1:] if arg.keyword is None)
+    for call in ctx.nodes(cst.Call):
+        if not (isinstance(call.func, cst.Name) and call.func.value == name and ctx.names.at(call).assigned(name) is partial):
+            continue
+        if any(arg.star == "*" for arg in call.args):
+            return False
+        positional = sum(1 for arg in call.args if arg.keyword is None and not arg.star)
+        if WEIGHT_DECAY in names[taken : taken + positional]:
+            return False
+    return True
 
 
 Renamed = Tuple[cst.Name, str, Tuple[Change, ...]]
