@@ -92,8 +92,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def command() -> NoReturn:
-    """The ``wd-lint`` console script: :func:`main` with the process arguments, then exit."""
-    sys.exit(main())
+    """The ``wd-lint`` console script: :func:`main` with the process arguments, then exit.
+    SIGTERM and SIGHUP stop it as Ctrl-C does (workers stopped, nothing half-written left),
+    with the exit status 128 plus the signal's number."""
+    from wd_guard.lint.command.stop import Stopped, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            code = main()
+    except Stopped as exc:
+        try:
+            _write(sys.stderr, f"wd-lint: stopped by {exc.name}\n")
+        except (OSError, ValueError):  # no terminal any more (SIGHUP): nobody to tell
+            pass
+        code = exc.exit_code
+    sys.exit(code)
 
 
 def _rule_command(args: List[str]) -> int:
