@@ -21,7 +21,7 @@ from wd_guard.lint.analysis import workers
 from wd_guard.lint.analysis.cache import Cache
 from wd_guard.lint.diagnostic import INTERNAL, UNREADABLE, Diagnostic, Job, Outcome, Problem
 from wd_guard.lint.files.discover import discover, is_excluded
-from wd_guard.lint.files.settings import DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT, default_codes, expand
+from wd_guard.lint.files.settings import DEFAULT_MAX_FILE_LINES, DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT, default_codes, expand
 from wd_guard.lint.intake.source import Unlintable, decode_source, read_source
 from wd_guard.lint.intake.vocabulary import might_matter
 from wd_guard.lint.output.noqa import apply_noqa
@@ -36,6 +36,7 @@ class Options:
     exclude: Tuple[str, ...] = ()
     root: Path = field(default_factory=Path.cwd)
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    max_file_lines: int = DEFAULT_MAX_FILE_LINES
     timeout: float = DEFAULT_TIMEOUT
     processes: int = 1
     cache_dir: Optional[Path] = None  # None: no cache (see ``cache``)
@@ -121,7 +122,7 @@ def prepare(path: str, options: Options) -> Union[Job, Problem, None]:
     if not codes:
         return None
     try:
-        data = read_source(path, options.max_file_size)
+        data = read_source(path, options.max_file_size, options.max_file_lines)
         text = decode_source(path, data)
     except Unlintable as exc:
         return exc.problem

@@ -23,7 +23,7 @@ from wd_guard.catalogue import RULES, get_rule
 from wd_guard.lint.output import formats as output
 from wd_guard.lint.analysis.cache import DEFAULT_DIR, ENV_VAR, cache_dir
 from wd_guard.lint.files.settings import Config, ConfigError, Layer, check_patterns, check_selectors, load_config
-from wd_guard.lint.files.settings import parse_size, parse_timeout, resolve_codes
+from wd_guard.lint.files.settings import parse_count, parse_size, parse_timeout, resolve_codes
 from wd_guard.lint.analysis.workers import default_processes
 from wd_guard.lint.api import Options, Report, lint_paths
 
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--config", metavar="FILE", help="read [tool.wd-lint] from this pyproject.toml")
     add("--isolated", action="store_true", help="ignore every configuration file")
     add("--max-file-size", metavar="SIZE", help="skip (and report) larger files, e.g. 5MB")
+    add("--max-file-lines", metavar="N", help="skip (and report) files of more lines")
     add("--timeout", metavar="SECONDS", type=float, help="skip (and report) a file whose analysis takes longer")
     add("--jobs", "-j", metavar="N", type=int, help="worker processes (default: one per CPU; 0: no workers)")
     add("--cache-dir", metavar="DIR", help=f"where to keep results of unchanged files (default: ${ENV_VAR} or {DEFAULT_DIR} in the project)")
@@ -180,6 +181,7 @@ def _options(args: argparse.Namespace, config: Config) -> Options:
         exclude=config.exclude + check_patterns(_split(args.exclude), "--exclude"),
         root=config.root,
         max_file_size=parse_size(args.max_file_size, "--max-file-size") if args.max_file_size else config.max_file_size,
+        max_file_lines=parse_count(args.max_file_lines, "--max-file-lines") if args.max_file_lines else config.max_file_lines,
         timeout=parse_timeout(args.timeout, "--timeout") if args.timeout is not None else config.timeout,
         processes=jobs,
         cache_dir=None if args.no_cache else cache_dir(args.cache_dir, config.root),
