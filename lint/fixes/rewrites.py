@@ -22,6 +22,7 @@ from wd_guard.optimizers import DecayKind, OptimizerFact, lookup
 from wd_guard.lint.analysis.names import Names, dotted, string_value
 from wd_guard.lint.analysis.walk import iter_nodes
 from wd_guard.lint.rules.base import Change, DeleteLines, FileContext, FixPlan, InsertLines, Replace
+from wd_guard.lint.fixes.partials import decay_in_partial, no_call_passes_decay_by_position
 from wd_guard.lint.rules.sites import PARAMS, WEIGHT_DECAY, Site
 
 HELPER_MODULE = "wd_guard"
@@ -211,41 +212,15 @@ def _rename_partial(
     the partial sets the decay itself, it gets the old default, which the calls that pass
     their own still override. A call that might pass the decay by position would then pass it
     twice, so none may (no fix otherwise)."""
-    given = _bound_in_partial(partial, site.fact)
+    given = decay_in_partial(partial, site.fact)
     if given is None:
         return None  # ``*args`` or ``**kwargs`` in the partial: its decay is unknown
     if given:
         return FixPlan(title, (Replace(target, new_name), *imports))
-    if not isinstance(site.call.func, cst.Name) or not _no_call_passes_decay_by_position(site.call.func.value, partial, site.fact, ctx):
+    if not isinstance(site.call.func, cst.Name) or not no_call_passes_decay_by_position(site.call.func.value, partial, site.fact, ctx):
         return None
     renamed = partial.deep_replace(target, cst.Name(new_name))
     return FixPlan(title, (Replace(partial, append_keyword(renamed, WEIGHT_DECAY, _default_decay(site))), *imports))  # type: ignore[arg-type]
-
-
-def _bound_in_partial(partial: cst.Call, fact: OptimizerFact) -> Optional[bool]:
-    """Whether the partial's own arguments set the decay; None when they may hide it."""
-    args = partial.args[1:]
-    if any(arg.star for arg in args):
-        return None
-    positional = sum(1 for arg in args if arg.keyword is None)
-    keywords = {arg.keyword.value for arg in args if arg.keyword is not None}
-    return WEIGHT_DECAY in keywords or WEIGHT_DECAY in (PARAMS, *fact.positional)[:positional]
-
-
-def _no_call_passes_decay_by_position(name: str, partial: cst.Call, fact: OptimizerFact, ctx: FileContext) -> bool:
-    """No call of the partial bound to ``name`` passes ``weight_decay`` by position, or may
-    (``*args``)."""
-    names = (PARAMS, *fact.positional)
-    taken = sum(1 for arg in partial.args[1:] if arg.keyword is None)
-    for call in ctx.nodes(cst.Call):
-        if not (isinstance(call.func, cst.Name) and call.func.value == name and ctx.names.at(call).assigned(name) is partial):
-            continue
-        if any(arg.star == "*" for arg in call.args):
-            return False
-        positional = sum(1 for arg in call.args if arg.keyword is None and not arg.star)
-        if WEIGHT_DECAY in names[taken : taken + positional]:
-            return False
-    return True
 
 
 Renamed = Tuple[cst.Name, str, Tuple[Change, ...]]
