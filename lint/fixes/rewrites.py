@@ -22,7 +22,7 @@ from wd_guard.optimizers import DecayKind, OptimizerFact, lookup
 from wd_guard.lint.analysis.names import Names, dotted, string_value
 from wd_guard.lint.analysis.walk import iter_nodes
 from wd_guard.lint.rules.base import Change, DeleteLines, FileContext, FixPlan, InsertLines, Replace
-from wd_guard.lint.fixes.partials import decay_in_partial, no_call_passes_decay_by_position
+from wd_guard.lint.fixes.partials import calls_of, decay_in_partial, may_pass_decay_by_position, passes_decay
 from wd_guard.lint.rules.sites import PARAMS, WEIGHT_DECAY, Site
 
 HELPER_MODULE = "wd_guard"
@@ -207,18 +207,21 @@ def _default_decay(site: Site) -> cst.Float:
 def _rename_partial(
     site: Site, partial: cst.Call, target: cst.Name, new_name: str, title: str, imports: Tuple[Change, ...], ctx: FileContext
 ) -> Optional[FixPlan]:
-    """Rename the class inside ``functools.partial(Class, ...)``. The partial serves every call
-    of it, including calls that rely on the old class's default decay (zero for Adam): unless
-    the partial sets the decay itself, it gets the old default, which the calls that pass
-    their own still override. A call that might pass the decay by position would then pass it
-    twice, so none may (no fix otherwise)."""
+    """Rename the class inside ``functools.partial(Class, ...)``, which serves every call of it:
+    unless it sets the decay or every use is a call that passes one, it gets the old default
+    (zero for Adam), which calls still override; none may pass the decay by position."""
     given = decay_in_partial(partial, site.fact)
-    if given is None:
+    if given is None or not isinstance(site.call.func, cst.Name):
         return None  # ``*args`` or ``**kwargs`` in the partial: its decay is unknown
     if given:
         return FixPlan(title, (Replace(target, new_name), *imports))
-    if not isinstance(site.call.func, cst.Name) or not no_call_passes_decay_by_position(site.call.func.value, partial, site.fact, ctx):
+    name = site.call.func.value
+    calls = calls_of(name, partial, ctx)
+    if any(may_pass_decay_by_position(call, partial, site.fact) for call in calls):
         return None
+    unseen_uses = ctx.shared(name_counts)[name] - 1 - len(calls)  # besides its binding and the calls
+    if not unseen_uses and all(passes_decay(call) for call in calls):
+        return FixPlan(title, (Replace(target, new_name), *imports))
     renamed = partial.deep_replace(target, cst.Name(new_name))
     return FixPlan(title, (Replace(partial, append_keyword(renamed, WEIGHT_DECAY, _default_decay(site))), *imports))  # type: ignore[arg-type]
 
