@@ -34,6 +34,10 @@ CASES = {
         "from functools import partial\nfrom torch.optim import Adam\n" + PARAMS
         + "make = partial(Adam, lr=1e-3)\nfactories = {'adam': make}\no1 = make(p1, weight_decay=1e-4)\no2 = factories['adam'](p2)\n"
     ),
+    "partial_every_call_passes_decay": (
+        "from functools import partial\nfrom torch.optim import Adam\n" + PARAMS
+        + "make = partial(Adam, lr=1e-3)\no1 = make(p1, weight_decay=1e-4)\no2 = make(p2, weight_decay=0.0)\n"
+    ),
     "partial_with_its_own_decay": (
         "from functools import partial\nfrom torch.optim import Adam\n" + PARAMS
         + "make = partial(Adam, lr=1e-3, weight_decay=1e-4)\no1 = make(p1)\no2 = make(p2, weight_decay=0)\n"
@@ -74,6 +78,7 @@ EXPECTED_CLASSES = {
     "partial_through_the_module": ADAMW,
     "partial_groups_one_without_decay": ADAMW,
     "partial_used_before_its_calls_are_seen": ADAMW,
+    "partial_every_call_passes_decay": ADAMW,
     "partial_with_its_own_decay": ADAMW,
     "call_with_groups_one_without_decay": ADAMW,
     "call_with_decay": ADAMW,
@@ -92,3 +97,5 @@ def test_the_fix_is_made(case):
 def test_the_partial_gets_adams_default_and_calls_keep_theirs():
     fixed = fix_text(CASES["partial_one_call_with_decay_one_without"], select={"WD101"}, unsafe=True).text
     assert "make = partial(AdamW, lr=1e-3, weight_decay=0.0)\no1 = make(p1, weight_decay=1e-4)\no2 = make(p2)\n" in fixed
+    fixed = fix_text(CASES["partial_every_call_passes_decay"], select={"WD101"}, unsafe=True).text
+    assert "make = partial(AdamW, lr=1e-3)\n" in fixed  # nothing relies on the default: nothing added
