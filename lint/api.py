@@ -22,7 +22,7 @@ from wd_guard.lint.analysis import workers
 from wd_guard.lint.analysis.cache import Cache
 from wd_guard.lint.diagnostic import CONFIG, INTERNAL, NOTEBOOK, UNREADABLE, Diagnostic, Job, Outcome, Problem
 from wd_guard.lint.files.discover import Excluded, discover, included, is_excluded
-from wd_guard.lint.files.settings import DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT, default_codes, expand
+from wd_guard.lint.files.settings import DEFAULT_MAX_FILE_LINES, DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT, default_codes, expand
 from wd_guard.lint.intake.source import Unlintable, decode_config, decode_source, kind_of, read_notebook, read_source
 from wd_guard.lint.intake.vocabulary import might_matter
 from wd_guard.lint.output.noqa import apply_noqa
@@ -38,6 +38,7 @@ class Options:
     include: Tuple[str, ...] = ()  # further files a folder walk lints (YAML configs, say)
     root: Path = field(default_factory=Path.cwd)
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    max_file_lines: int = DEFAULT_MAX_FILE_LINES
     timeout: float = DEFAULT_TIMEOUT
     processes: int = 1
     cache_dir: Optional[Path] = None  # None: no cache (see ``cache``)
@@ -169,7 +170,8 @@ def prepare(path: str, options: Options) -> Union[Job, Problem, None]:
         return None
     kind = kind_of(path)
     try:
-        data = read_source(path, options.for_path(path).max_file_size)
+        scoped = options.for_path(path)
+        data = read_source(path, scoped.max_file_size, scoped.max_file_lines)
         if kind == NOTEBOOK:
             notebook = read_notebook(path, data)
             return Job(path, notebook.text, codes, kind, notebook.cells.spans) if might_matter(data, select=codes) else None

@@ -6,11 +6,14 @@ thread with a large stack and a high recursion limit, in a worker of a pebble pr
 that kills a job's worker once it takes longer than ``timeout`` seconds and replaces a worker
 that dies. A file whose worker died is tried once more (the death may have had another cause,
 such as the OOM killer), then reported with the reason. ``processes=0`` analyses in this
-process (no isolation).
+process (no isolation). ``--fix`` runs its jobs through the same pool (``run_jobs`` with another
+task), so a file that cannot be fixed costs that file alone too.
 
 Workers never outlive the command: on Linux each asks the kernel for SIGKILL when its parent
 dies, whatever killed the parent, and none of them keeps the command's standard streams open,
-so a caller waiting for the command's output is not held up by a worker.
+so a caller waiting for the command's output is not held up by a worker. Workers leave
+SIGTERM, SIGHUP and SIGINT to the command: they die on the first two and ignore the third, so
+that an interrupted command stops them itself.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import sys
 import threading
 import warnings
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from wd_guard.lint.diagnostic import CONFIG, CRASH, INTERNAL, SYNTAX, TIMEOUT, TOO_DEEP, Job, Outcome, Problem
 
@@ -29,31 +32,39 @@ STACK_SIZE = 512 * 1024 * 1024
 RECURSION_LIMIT = 100_000
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
+J = TypeVar("J")  # a job: anything with a ``path``, picklable
+R = TypeVar("R")  # what a task makes of it
+
 
 def analyse(job: Job) -> Outcome:
     """Run the engine on one source; every failure becomes a Problem, nothing is raised."""
     if job.kind == CONFIG:
         return analyse_config(job)
-    import libcst
-
     from wd_guard.lint.analysis import engine
+
+    found = guarded(job.path, job.text, lambda: engine.lint_source(job.text, job.path, select=job.codes), "analysing")
+    return Outcome(problem=found) if isinstance(found, Problem) else Outcome(diagnostics=tuple(found))
+
+
+def guarded(path: str, text: str, work: Callable[[], R], doing: str) -> Union[R, Problem]:
+    """``work()`` on the source ``text`` of ``path``, or the Problem its failure means for the
+    file (a syntax error, nesting too deep, an internal error while ``doing`` it)."""
+    import libcst
 
     try:
         with warnings.catch_warnings():
             # Compiling user code warns about its escapes and literals: not wd-lint's business.
             warnings.simplefilter("ignore", SyntaxWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            diagnostics = engine.lint_source(job.text, job.path, select=job.codes)
+            return work()
     except libcst.ParserSyntaxError as exc:
-        return Outcome(problem=syntax_problem(job.path, exc, job.text))
+        return syntax_problem(path, exc, text)
     except RecursionError:
-        return Outcome(problem=Problem(job.path, TOO_DEEP, "nested too deeply to analyse"))
+        return Problem(path, TOO_DEEP, f"nested too deeply: Python's recursion limit reached while {doing}")
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: B036 - the native parser's panics derive from BaseException
-        reason = f"internal error while analysing: {type(exc).__name__}: {exc}"
-        return Outcome(problem=Problem(job.path, INTERNAL, reason))
-    return Outcome(diagnostics=tuple(diagnostics))
+        return Problem(path, INTERNAL, f"internal error while {doing}: {type(exc).__name__}: {exc}")
 
 
 def analyse_config(job: Job) -> Outcome:
@@ -137,8 +148,23 @@ def analyse_on_deep_stack(job: Job) -> Outcome:
     return call_with_deep_stack(analyse, job)
 
 
-def run_jobs(jobs: Sequence[Job], processes: int, timeout: float) -> Iterator[Tuple[Job, Outcome]]:
-    """Each job with its outcome, in completion order; ``processes=0`` means in this process.
+def failed_analysis(problem: Problem) -> Outcome:
+    """The outcome of an analysis whose worker timed out or died."""
+    return Outcome(problem=problem)
+
+
+def run_jobs(
+    jobs: Sequence[J],
+    processes: int,
+    timeout: float,
+    task: Callable[[J], R] = analyse,  # type: ignore[assignment]
+    failed: Callable[[Problem], R] = failed_analysis,  # type: ignore[assignment]
+    stage: str = "analysis",
+) -> Iterator[Tuple[J, R]]:
+    """Each job with ``task(job)`` (by default ``analyse``), in completion order;
+    ``processes=0`` means in this process. A job whose worker timed out or died gets
+    ``failed(problem)`` instead, the problem naming the ``stage``. ``task`` must be a
+    module-level function (workers receive it by name).
 
     Workers are started only when there is a job, and never more than there are jobs.
     """
@@ -146,49 +172,56 @@ def run_jobs(jobs: Sequence[Job], processes: int, timeout: float) -> Iterator[Tu
         return
     if processes <= 0:
         for job in jobs:
-            yield job, analyse_on_deep_stack(job)
+            yield job, call_with_deep_stack(task, job)
         return
     from pebble import ProcessPool  # here: a run with nothing to parse never loads it
 
     pool = ProcessPool(min(processes, len(jobs)), initializer=_start_worker, initargs=(os.getpid(),), context=_context())
     try:
-        yield from _results(pool, jobs, timeout)
+        yield from _results(pool, jobs, timeout, task, failed, stage)
     finally:
         pool.stop()
         pool.join()
 
 
-def _results(pool: Any, jobs: Sequence[Job], timeout: float) -> Iterator[Tuple[Job, Outcome]]:
+def _results(pool: Any, jobs: Sequence[J], timeout: float, task: Callable[[J], R], failed: Callable[[Problem], R], stage: str) -> Iterator[Tuple[J, R]]:
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    pending = {pool.schedule(analyse_on_deep_stack, (job,), timeout=timeout): (job, 0) for job in jobs}
+    def schedule(job: J) -> Any:
+        return pool.schedule(call_with_deep_stack, (task, job), timeout=timeout)
+
+    pending = {schedule(job): (job, 0) for job in jobs}
     while pending:
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
         for future in done:
             job, tries = pending.pop(future)
-            outcome = _outcome(future, job, timeout)
-            if outcome.problem is not None and outcome.problem.kind == CRASH and not tries:
-                pending[pool.schedule(analyse_on_deep_stack, (job,), timeout=timeout)] = (job, 1)
+            result = _result(future, getattr(job, "path"), timeout, stage)
+            if isinstance(result, Problem) and result.kind == CRASH and not tries:
+                pending[schedule(job)] = (job, 1)
             else:
-                yield job, outcome
+                yield job, failed(result) if isinstance(result, Problem) else result
 
 
-def _outcome(future: Any, job: Job, timeout: float) -> Outcome:
+def _result(future: Any, path: str, timeout: float, stage: str) -> Any:
+    """The task's result, or the Problem that the pool reports instead."""
     from pebble import ProcessExpired
 
     try:
         return future.result()
     except FutureTimeout:
-        return Outcome(problem=Problem(job.path, TIMEOUT, f"analysis took longer than {timeout:g} s; skipped"))
+        return Problem(path, TIMEOUT, f"{stage} took longer than {timeout:g} s; skipped")
     except ProcessExpired as exc:
-        return Outcome(problem=Problem(job.path, CRASH, f"the parser crashed ({_exit_reason(exc.exitcode)})"))
+        return Problem(path, CRASH, f"the parser crashed ({_exit_reason(exc.exitcode)})")
     except Exception as exc:  # the pool itself failed (out of processes): this file, not the run
-        return Outcome(problem=Problem(job.path, INTERNAL, f"internal error while analysing: {type(exc).__name__}: {exc}"))
+        return Problem(path, INTERNAL, f"internal error during {stage}: {type(exc).__name__}: {exc}")
 
 
 def _start_worker(parent: int) -> None:
     """Tie the worker to the command and load the parser before the first job."""
     _die_with_parent(parent)
+    for name, action in (("SIGTERM", signal.SIG_DFL), ("SIGHUP", signal.SIG_DFL), ("SIGINT", signal.SIG_IGN)):
+        if hasattr(signal, name):  # the command's own handlers, inherited through fork, are not the worker's
+            signal.signal(getattr(signal, name), action)
     devnull = os.open(os.devnull, os.O_RDWR)
     for stream in (0, 1, 2):  # the caller's pipes stay with the command alone
         os.dup2(devnull, stream)

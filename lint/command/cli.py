@@ -26,7 +26,7 @@ from wd_guard.lint.output import formats as output
 from wd_guard.lint.analysis.cache import DEFAULT_DIR, ENV_VAR, cache_dir
 from wd_guard.lint.files.hierarchy import Effective, Hierarchy, Overrides
 from wd_guard.lint.files.settings import Config, ConfigError, Layer, check_patterns, check_selectors
-from wd_guard.lint.files.settings import parse_line_length, parse_size, parse_timeout
+from wd_guard.lint.files.settings import parse_count, parse_line_length, parse_size, parse_timeout
 from wd_guard.lint.analysis.workers import default_processes
 from wd_guard.lint.api import Options, Report, lint_paths
 
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--quiet", "-q", action="store_true", help="print the findings only: no summary, no hints")
     add("--line-length", metavar="N", type=int, help="the line length fixes keep to (default: the configuration's)")
     add("--max-file-size", metavar="SIZE", help="skip (and report) larger files, e.g. 5MB")
+    add("--max-file-lines", metavar="N", help="skip (and report) files of more lines")
     add("--timeout", metavar="SECONDS", type=float, help="skip (and report) a file whose analysis takes longer")
     add("--jobs", "-j", metavar="N", type=int, help="worker processes (default: one per CPU; 0: no workers)")
     add("--cache-dir", metavar="DIR", help=f"where to keep results of unchanged files (default: ${ENV_VAR} or {DEFAULT_DIR} in the project)")
@@ -103,8 +104,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def command() -> NoReturn:
-    """The ``wd-lint`` console script: :func:`main` with the process arguments, then exit."""
-    sys.exit(main())
+    """The ``wd-lint`` console script: :func:`main` with the process arguments, then exit.
+    SIGTERM and SIGHUP stop it as Ctrl-C does (workers stopped, nothing half-written left),
+    with the exit status 128 plus the signal's number."""
+    from wd_guard.lint.command.stop import Stopped, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            code = main()
+    except Stopped as exc:
+        try:
+            _write(sys.stderr, f"wd-lint: stopped by {exc.name}\n")
+        except (OSError, ValueError):  # no terminal any more (SIGHUP): nobody to tell
+            pass
+        code = exc.exit_code
+    sys.exit(code)
 
 
 def _rule_command(args: List[str]) -> int:
@@ -218,6 +232,7 @@ def _options(args: argparse.Namespace) -> Tuple[Options, Callable[[str], Effecti
         extend_exclude=check_patterns(_split(args.extend_exclude), "--extend-exclude"),
         respect_gitignore=args.respect_gitignore,
         max_file_size=parse_size(args.max_file_size, "--max-file-size") if args.max_file_size else None,
+        max_file_lines=parse_count(args.max_file_lines, "--max-file-lines") if args.max_file_lines else None,
         timeout=parse_timeout(args.timeout, "--timeout") if args.timeout is not None else None,
     )
     line_length = parse_line_length(args.line_length, "--line-length") if args.line_length is not None else None
@@ -235,6 +250,7 @@ def _options(args: argparse.Namespace) -> Tuple[Options, Callable[[str], Effecti
             include=config.include,
             root=config.root,
             max_file_size=found.max_file_size,
+            max_file_lines=found.max_file_lines,
             timeout=found.timeout,
             processes=jobs,
             respect_gitignore=found.respect_gitignore,

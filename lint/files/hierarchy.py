@@ -31,6 +31,7 @@ class Overrides:
     extend_exclude: Tuple[str, ...] = ()  # --extend-exclude: added
     respect_gitignore: Optional[bool] = None
     max_file_size: Optional[int] = None
+    max_file_lines: Optional[int] = None
     timeout: Optional[float] = None
 
 
@@ -44,6 +45,7 @@ class Effective:
     cli_exclude: Tuple[str, ...]  # anchored at the current folder
     skip_dirs: FrozenSet[str]  # default folder names skipped in walks (empty once replaced)
     max_file_size: int
+    max_file_lines: int
     timeout: float
     respect_gitignore: bool
 
@@ -58,6 +60,7 @@ class Effective:
             cli_exclude=(cli.exclude or ()) + cli.extend_exclude,
             skip_dirs=frozenset() if replaced else SKIP_DIRS,
             max_file_size=cli.max_file_size if cli.max_file_size is not None else config.max_file_size,
+            max_file_lines=cli.max_file_lines if cli.max_file_lines is not None else config.max_file_lines,
             timeout=cli.timeout if cli.timeout is not None else config.timeout,
             respect_gitignore=cli.respect_gitignore if cli.respect_gitignore is not None else config.respect_gitignore,
         )

@@ -4,36 +4,37 @@ Fixes are applied in rounds: each round lints the text, applies every applicable
 edits do not touch another chosen fix's edits (rules in code order, then by position), and
 lints the result again, so fixes on overlapping ranges are applied one at a time, each on
 up-to-date code. A round whose result does not parse stops everything and the original stays
-as it was. Files are written through a temporary file in the same folder and an atomic
-rename, keeping the encoding (and BOM), the line breaks, the permissions and the trailing
-newline. A notebook's code cells are fixed as one text and only the changed cells' sources
-are written back (see ``intake.notebook``). Fixing fixed code changes nothing.
+as it was. Files are read and written back as ``target`` describes (the encoding and BOM, the
+line breaks, the trailing newline, the mode, owner and links kept). A notebook's code cells
+are fixed as one text and only the changed cells' sources are written back (see
+``intake.notebook``). Fixing fixed code changes nothing.
+
+A run fixes its files in the analysis's worker processes (``run_jobs`` with ``fix_job``): a
+file whose fixing crashes the parser, exhausts the stack or takes too long is reported and
+left as it was, and every other file is still fixed.
 """
 
 from __future__ import annotations
 
 import difflib
-import io
-import os
-import stat
-import tokenize
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Collection, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Collection, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 import libcst as cst
 
-from wd_guard.lint.fixes.atomic import replace_file
-from wd_guard.lint.fixes.layout import keep_within
-from wd_guard.lint.diagnostic import Diagnostic, Edit, Fix
+from wd_guard.lint.analysis import workers
 from wd_guard.lint.analysis.engine import lint_source, parse
-from wd_guard.lint.diagnostic import NOTEBOOK
-from wd_guard.lint.intake.source import kind_of
+from wd_guard.lint.diagnostic import Diagnostic, Edit, Fix, Problem
+from wd_guard.lint.files.settings import DEFAULT_MAX_FILE_LINES, DEFAULT_MAX_FILE_SIZE
+from wd_guard.lint.fixes.layout import keep_within
+from wd_guard.lint.fixes.target import NotFixable, Target, check_unchanged, read_target, write_keeping
 
 if TYPE_CHECKING:  # pragma: no cover
     from wd_guard.lint.api import Options, Report
 
 Keep = Callable[[List[Diagnostic], str], List[Diagnostic]]
 MAX_ROUNDS = 100
+FIX_ERROR = "fix-error"  # the kind of Problem for a file that could not be fixed
 
 
 class FixError(Exception):
@@ -139,12 +140,6 @@ def _apply(text: str, fixes: Sequence[Fix]) -> str:
 # -- files ---------------------------------------------------------------------------------
 
 
-def decode(data: bytes) -> Tuple[str, str]:
-    """The text of Python source bytes and the encoding to write it back with (BOM kept)."""
-    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    return data.decode(encoding), encoding
-
-
 def fix_file(
     path: str,
     *,
@@ -154,64 +149,78 @@ def fix_file(
     write: bool = True,
     line_length: Optional[int] = None,
 ) -> Fixed:
-    """Fix the file at ``path`` in place (or only compute the result when ``write`` is
-    False). Raises FixError, leaving the file untouched, when that cannot be done safely."""
-    real = os.path.realpath(path)  # a symbolic link stays a link to the fixed file
-    if kind_of(path) == NOTEBOOK:
-        return _fix_notebook(path, real, select=select, unsafe=unsafe, keep=keep, write=write)
+    """Fix the file at ``path`` in place, in this process (or only compute the result when
+    ``write`` is False). Raises FixError, leaving the file untouched, when that cannot be done
+    safely."""
     try:
-        with open(real, "rb") as handle:
-            data = handle.read()
-        text, encoding = decode(data)
-    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
-        raise FixError(f"{path}: cannot read: {exc}") from None
-    result = fix_text(text, path, select=select, unsafe=unsafe, keep=keep, line_length=line_length)
-    if write and result.changed:
-        write_atomically(real, result.text.encode(encoding))
+        target = read_target(path, DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILE_LINES, FIX_ERROR)
+        result = fix_text(target.text, path, select=select, unsafe=unsafe, keep=keep, line_length=line_length)
+        if write and result.changed:
+            _write_back(target, result.text)
+    except NotFixable as exc:
+        raise FixError(f"{path}: {exc.problem.reason}") from None
+    result.remaining = target.place(result.remaining, result.text)
     return result
 
 
-def _fix_notebook(path: str, real: str, *, select: Optional[Collection[str]], unsafe: bool, keep: Optional[Keep], write: bool) -> Fixed:
-    """Fix a notebook's code cells; only the changed cells' sources change in its JSON, and the
-    remaining findings are placed in their cells."""
-    from dataclasses import replace
-
-    from wd_guard.lint.intake.notebook import NotebookError, read, rewrite
-
+def _write_back(target: Target, text: str) -> None:
+    """Write ``text`` to the target if it is still the file that was read; raises NotFixable."""
+    check_unchanged(target, FIX_ERROR)
+    data = target.encode(text)
     try:
-        with open(real, "rb") as handle:
-            data = handle.read()
-        notebook = read(data)
-    except (OSError, NotebookError) as exc:
-        raise FixError(f"{path}: cannot read: {exc}") from None
-    result = fix_text(notebook.text, path, select=select, unsafe=unsafe, keep=keep)
-    if result.changed:
-        try:
-            fixed = rewrite(data, result.text)
-        except NotebookError as exc:
-            raise FixError(f"{path}: {exc}") from None
-        if write:
-            write_atomically(real, fixed)
-    cells = read(fixed).cells if result.changed else notebook.cells
-    placed = []
-    for diagnostic in result.remaining:
-        cell, line = cells.locate(diagnostic.line)
-        end_cell, end_line = cells.locate(diagnostic.end_line)
-        placed.append(replace(diagnostic, cell=cell, line=line, end_line=end_line if end_cell == cell else line))
-    result.remaining = placed
-    return result
+        write_atomically(target.real, data)
+    except FixError as exc:
+        raise NotFixable(Problem(target.path, FIX_ERROR, str(exc))) from None
 
 
 def write_atomically(path: str, data: bytes) -> None:
-    """Replace the file's content by ``data`` in one rename, keeping its permissions, flushed to
-    disk first (see ``atomic.replace_file``)."""
+    """Replace the file's content by ``data``, keeping its mode, owner and links, flushed to
+    disk first (see ``target.write_keeping``); raises FixError."""
     try:
-        replace_file(path, data, mode=stat.S_IMODE(os.stat(path).st_mode), durable=True)
+        write_keeping(path, data)
     except OSError as exc:
-        raise FixError(f"{path}: cannot write: {exc}") from None
+        raise FixError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
-# -- a whole run -----------------------------------------------------------------------------
+# -- a whole run, in the worker processes ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FixJob:
+    """One file's text to fix, with the codes that apply to it."""
+
+    path: str
+    text: str
+    codes: FrozenSet[str]
+    unsafe: bool
+    line_length: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class FixOutcome:
+    """What fixing one file gave: the result, or the Problem that stopped it."""
+
+    fixed: Optional[Fixed] = None
+    problem: Optional[Problem] = None
+
+
+def fix_job(job: FixJob) -> FixOutcome:
+    """What a worker does for one file: its fixed text; every failure a Problem, none raised."""
+    from wd_guard.lint.output.noqa import apply_noqa
+
+    def work() -> Union[Fixed, Problem]:
+        try:
+            return fix_text(job.text, job.path, select=job.codes, unsafe=job.unsafe, keep=apply_noqa, line_length=job.line_length)
+        except FixError as exc:
+            return Problem(job.path, FIX_ERROR, str(exc))
+
+    result = workers.guarded(job.path, job.text, work, "fixing")
+    return FixOutcome(problem=result) if isinstance(result, Problem) else FixOutcome(fixed=result)
+
+
+def failed_fix(problem: Problem) -> FixOutcome:
+    """The outcome of a fix whose worker timed out or died: the file is left as it was."""
+    return FixOutcome(problem=Problem(problem.path, problem.kind, f"not fixed: {problem.reason}", problem.line, problem.column))
 
 
 @dataclass
@@ -225,31 +234,45 @@ class FixRun:
 
 def fix_report(report: "Report", options: "Options", *, unsafe: bool, write: bool = True) -> FixRun:
     """Fix every file of ``report`` that has an applicable fix (honouring its codes and
-    ``# noqa``), and replace its findings by what remains. A file that cannot be fixed
-    safely becomes a problem of the report and is left as it was."""
-    from wd_guard.lint.diagnostic import Problem
-    from wd_guard.lint.output.noqa import apply_noqa
-
+    ``# noqa``), in the worker processes, and replace its findings by what remains. A file
+    that cannot be fixed safely becomes a problem of the report and is left as it was."""
     run = FixRun()
     kept: List[Diagnostic] = []
+    targets: Dict[str, Tuple[Target, List[Diagnostic]]] = {}
+    jobs: List[FixJob] = []
     for path, found in _by_path(report.diagnostics):
         if not any(applicable(d, unsafe) for d in found):
             kept.extend(found)
             continue
         try:
             scoped = options.for_path(path)
-            result = fix_file(
-                path, select=options.codes_for(path), unsafe=unsafe, keep=apply_noqa, write=write, line_length=scoped.line_length
-            )
-        except FixError as exc:
-            report.problems.append(Problem(path, "fix-error", str(exc)))
+            target = read_target(path, scoped.max_file_size, scoped.max_file_lines, FIX_ERROR)
+        except NotFixable as exc:
+            report.problems.append(exc.problem)
+            kept.extend(found)
+            continue
+        targets[path] = (target, found)
+        jobs.append(FixJob(path, target.text, options.codes_for(path), unsafe, scoped.line_length))
+    done = workers.run_jobs(jobs, options.processes, options.timeout, fix_job, failed_fix, "fixing")
+    for job, outcome in done:
+        target, found = targets[job.path]
+        result = outcome.fixed
+        try:
+            if result is None:
+                raise NotFixable(outcome.problem or Problem(job.path, FIX_ERROR, "not fixed"))
+            if write and result.changed:
+                _write_back(target, result.text)
+        except NotFixable as exc:
+            report.problems.append(exc.problem)
             kept.extend(found)
             continue
         run.applied += result.applied
         if result.changed:
-            run.changed.append(path)
-            run.diffs.append(result.diff(path))
-        kept.extend(result.remaining if write else found)
+            run.changed.append(job.path)
+            run.diffs.append(result.diff(job.path))
+        kept.extend(target.place(result.remaining, result.text) if write else found)
+    run.changed.sort()
+    run.diffs.sort()  # each starts with its path: the order of the files
     report.diagnostics = kept
     report.sort()
     return run

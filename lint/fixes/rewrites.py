@@ -25,6 +25,7 @@ from wd_guard.lint.analysis.walk import iter_nodes
 from wd_guard.lint.fixes.layout import comments_in
 from wd_guard.lint.fixes.imports import import_placement
 from wd_guard.lint.rules.base import Change, DeleteLines, FileContext, FixPlan, InsertLines, Replace
+from wd_guard.lint.fixes.partials import calls_of, decay_in_partial, may_pass_decay_by_position, passes_decay
 from wd_guard.lint.rules.sites import PARAMS, WEIGHT_DECAY, Site
 
 HELPER_MODULE = "wd_guard"
@@ -226,14 +227,12 @@ def _rename(site: Site, counterpart: OptimizerFact, ctx: FileContext) -> Optiona
         return None
     target, new_name, imports = found
     title = f"Replace {site.fact.short_name} with {counterpart.short_name}"
+    if site.origin is not None:
+        return _rename_partial(site, site.origin, target, new_name, title, imports, ctx)
     if not _needs_default_decay(site):
         return FixPlan(title, (Replace(target, new_name), *imports))
     # AdamW's default decay differs from Adam's: groups without their own keep Adam's.
-    default = cst.Float(repr(float(site.fact.default_weight_decay)))
-    if site.origin is not None:
-        call = append_keyword(site.call, WEIGHT_DECAY, default)
-        return FixPlan(title, (Replace(target, new_name), Replace(site.call, call), *imports))
-    call = append_keyword(site.call.deep_replace(target, cst.Name(new_name)), WEIGHT_DECAY, default)  # type: ignore[arg-type]
+    call = append_keyword(site.call.deep_replace(target, cst.Name(new_name)), WEIGHT_DECAY, _default_decay(site))  # type: ignore[arg-type]
     return FixPlan(title, (Replace(site.call, call), *imports))
 
 
@@ -241,6 +240,32 @@ def _needs_default_decay(site: Site) -> bool:
     return bool(site.groups) and WEIGHT_DECAY not in site.arguments and any(
         group is not None and WEIGHT_DECAY not in group.options for group in site.scopes()
     )
+
+
+def _default_decay(site: Site) -> cst.Float:
+    return cst.Float(repr(float(site.fact.default_weight_decay)))
+
+
+def _rename_partial(
+    site: Site, partial: cst.Call, target: cst.Name, new_name: str, title: str, imports: Tuple[Change, ...], ctx: FileContext
+) -> Optional[FixPlan]:
+    """Rename the class inside ``functools.partial(Class, ...)``, which serves every call of it:
+    unless it sets the decay or every use is a call that passes one, it gets the old default
+    (zero for Adam), which calls still override; none may pass the decay by position."""
+    given = decay_in_partial(partial, site.fact)
+    if given is None or not isinstance(site.call.func, cst.Name):
+        return None  # ``*args`` or ``**kwargs`` in the partial: its decay is unknown
+    if given:
+        return FixPlan(title, (Replace(target, new_name), *imports))
+    name = site.call.func.value
+    calls = calls_of(name, partial, ctx)
+    if any(may_pass_decay_by_position(call, partial, site.fact) for call in calls):
+        return None
+    unseen_uses = ctx.shared(name_counts)[name] - 1 - len(calls)  # besides its binding and the calls
+    if not unseen_uses and all(passes_decay(call) for call in calls):
+        return FixPlan(title, (Replace(target, new_name), *imports))
+    renamed = partial.deep_replace(target, cst.Name(new_name))
+    return FixPlan(title, (Replace(partial, append_keyword(renamed, WEIGHT_DECAY, _default_decay(site))), *imports))  # type: ignore[arg-type]
 
 
 Renamed = Tuple[cst.Name, str, Tuple[Change, ...]]

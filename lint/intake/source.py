@@ -2,9 +2,11 @@
 be done.
 
 The bytes are read without following the path into a FIFO or a device; a file over
-``max_file_size`` is refused with its size; NUL bytes mean it is not text. Python's encoding
-comes from the BOM or the PEP 263 line (UTF-8 otherwise); YAML is UTF-8; a notebook is JSON
-whose code cells become Python text (see ``notebook``).
+``max_file_size`` bytes or ``max_file_lines`` lines is refused with its size (the parser needs
+memory and time for every line, however short: a few megabytes of one-character lines would
+take gigabytes); NUL bytes mean it is not text. Python's encoding comes from the BOM or the
+PEP 263 line (UTF-8 otherwise); YAML is UTF-8; a notebook is JSON whose code cells become
+Python text (see ``notebook``). ``--fix`` reads the files it fixes through the same function.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import tokenize
 from typing import TYPE_CHECKING, Optional
 
 from wd_guard.lint.diagnostic import CONFIG, NOT_TEXT, NOTEBOOK, PYTHON, TOO_LARGE, UNREADABLE, Problem
-from wd_guard.lint.files.settings import DEFAULT_MAX_FILE_SIZE
+from wd_guard.lint.files.settings import DEFAULT_MAX_FILE_LINES, DEFAULT_MAX_FILE_SIZE
 
 if TYPE_CHECKING:  # pragma: no cover
     from wd_guard.lint.intake.notebook import Notebook
@@ -34,8 +36,9 @@ class Unlintable(Exception):
         self.problem = problem
 
 
-def read_source(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> bytes:
-    """The bytes of a regular file of at most ``max_size`` bytes; raises Unlintable otherwise."""
+def read_source(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE, max_lines: int = DEFAULT_MAX_FILE_LINES) -> bytes:
+    """The bytes of a regular file of at most ``max_size`` bytes and ``max_lines`` lines;
+    raises Unlintable otherwise."""
     descriptor: Optional[int] = None
     try:
         descriptor = os.open(path, _OPEN_FLAGS)
@@ -50,7 +53,17 @@ def read_source(path: str, max_size: int = DEFAULT_MAX_FILE_SIZE) -> bytes:
             os.close(descriptor)
     if len(data) > max_size:
         raise Unlintable(_too_large(path, len(data), max_size))
+    lines = count_lines(data)
+    if lines > max_lines:
+        reason = f"skipped: {lines:,} lines is over max-file-lines ({max_lines:,} lines); exclude it or raise the limit"
+        raise Unlintable(Problem(path, TOO_LARGE, reason))
     return data
+
+
+def count_lines(data: bytes) -> int:
+    """How many lines Python sees in ``data`` (``\\n``, ``\\r\\n`` and a lone ``\\r`` end one)."""
+    breaks = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    return breaks + (1 if data and not data.endswith((b"\n", b"\r")) else 0)
 
 
 def _check_regular(path: str, info: os.stat_result, max_size: int) -> None:

@@ -134,9 +134,9 @@ def _workflow_command(level: str, props: Dict[str, Any], message: str) -> str:
 
 
 def _escape_data(value: str) -> str:
-    # The escapes GitHub's runner undoes (toolkit command.ts); other characters pass through.
-    value = value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    # The escapes GitHub's runner undoes (toolkit command.ts); every other control character
+    # (ESC, TAB, ...) would reach the log raw, so it is shown as an escape, as in text output.
+    return printable(value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def _escape_property(value: str) -> str:

@@ -253,10 +253,20 @@ def test_github_escaping_survives_any_name_and_message(name):
     text = output.format_github([diag(path=name, message=message)], [Problem(name, SYNTAX, "syntax error: a,b:c", 2)])
     lines = text.splitlines()
     assert len(lines) == 2  # nothing in a name or message can start a new command
+    shown = name.replace("\x1b", "\\x1b")  # control characters other than line breaks: escaped
     _, props, parsed = parse_command(lines[0])
-    assert props["file"] == name and parsed == message
+    assert props["file"] == shown and parsed == message
     level, props, parsed = parse_command(lines[1])
-    assert (level, props["file"], props["line"], parsed) == ("error", name, "2", "syntax error: a,b:c")
+    assert (level, props["file"], props["line"], parsed) == ("error", shown, "2", "syntax error: a,b:c")
+
+
+@pytest.mark.parametrize("control", ["\x1b", "\t", "\x00", "\x07", "\x08", "\x0b", "\x0c", "\x7f", "\x9b"])
+def test_github_output_holds_no_control_character(control):
+    name, text = f"a{control}b.py", f"before{control}[31mafter"
+    out = output.format_github([diag(path=name, message=text)], [Problem(name, SYNTAX, text, 2)])
+    assert out.count("\n") == 2 and out.endswith("\n")
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f]", out.replace("\n", "")), repr(out)
+    assert control.encode("unicode_escape").decode("ascii") in out
 
 
 def test_github_undecodable_name_is_escaped_not_fatal():
