@@ -52,3 +52,20 @@ def test_lazy_names_resolve():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["wd_guard.callback", "wd_guard.auditing", "wd_guard.groups", "wd_guard.stats"]
+
+
+def test_every_linter_module_imports_on_its_own():
+    # Import order must not matter: a module that only imports after another has been loaded
+    # hides a cycle that a user (or a test run alone) meets.
+    import pkgutil
+
+    import wd_guard.lint
+
+    names = sorted(m.name for m in pkgutil.walk_packages(wd_guard.lint.__path__, "wd_guard.lint.") if not m.name.endswith("__main__"))
+    assert len(names) > 30
+    failed = []
+    for name in names:
+        result = _run(f"import {name}")
+        if result.returncode != 0:
+            failed.append(f"{name}: {result.stderr.strip().splitlines()[-1]}")
+    assert failed == []

@@ -25,7 +25,7 @@ from wd_guard.lint.analysis.walk import iter_nodes
 from wd_guard.lint.fixes.layout import comments_in
 from wd_guard.lint.fixes.imports import import_placement
 from wd_guard.lint.rules.base import Change, DeleteLines, FileContext, FixPlan, InsertLines, Replace
-from wd_guard.lint.fixes.partials import calls_of, decay_in_partial, may_pass_decay_by_position, passes_decay
+from wd_guard.lint.fixes import partials
 from wd_guard.lint.rules.sites import PARAMS, WEIGHT_DECAY, Site
 
 HELPER_MODULE = "wd_guard"
@@ -252,17 +252,17 @@ def _rename_partial(
     """Rename the class inside ``functools.partial(Class, ...)``, which serves every call of it:
     unless it sets the decay or every use is a call that passes one, it gets the old default
     (zero for Adam), which calls still override; none may pass the decay by position."""
-    given = decay_in_partial(partial, site.fact)
+    given = partials.decay_in_partial(partial, site.fact)
     if given is None or not isinstance(site.call.func, cst.Name):
         return None  # ``*args`` or ``**kwargs`` in the partial: its decay is unknown
     if given:
         return FixPlan(title, (Replace(target, new_name), *imports))
     name = site.call.func.value
-    calls = calls_of(name, partial, ctx)
-    if any(may_pass_decay_by_position(call, partial, site.fact) for call in calls):
+    calls = partials.calls_of(name, partial, ctx)
+    if any(partials.may_pass_decay_by_position(call, partial, site.fact) for call in calls):
         return None
     unseen_uses = ctx.shared(name_counts)[name] - 1 - len(calls)  # besides its binding and the calls
-    if not unseen_uses and all(passes_decay(call) for call in calls):
+    if not unseen_uses and all(partials.passes_decay(call) for call in calls):
         return FixPlan(title, (Replace(target, new_name), *imports))
     renamed = partial.deep_replace(target, cst.Name(new_name))
     return FixPlan(title, (Replace(partial, append_keyword(renamed, WEIGHT_DECAY, _default_decay(site))), *imports))  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from wd_guard.optimizers import DecayKind
 from wd_guard.lint.analysis.names import Names
 from wd_guard.lint.intake.vocabulary import BY_CODE, DECAYING
 from wd_guard.lint.rules.base import AtLine, Invalid, LintRule, Report
-from wd_guard.lint.fixes.rewrites import decouple, use_param_groups
+from wd_guard.lint.fixes import rewrites  # the module: rewrites itself imports rules.base
 from wd_guard.lint.rules.choices import added_groups
 from wd_guard.lint.rules.params import BlanketSearch
 from wd_guard.lint.rules.sites import Group, Site, optimizer_sites
@@ -141,7 +141,7 @@ class CoupledDecayAdaptive(LintRule):
             for site in sites:
                 coupled = [group for group in site.scopes() if site.kind(group) is DecayKind.COUPLED_ADAPTIVE and site.decays(group)]
                 if coupled:
-                    fix = functools.partial(decouple, site, self.ctx) if site.fixable else None
+                    fix = functools.partial(rewrites.decouple, site, self.ctx) if site.fixable else None
                     yield Report(call, {"optimizer": named_with_decay(site, coupled[0], self.ctx)}, fix=fix)
                     break
         for call, site, group in added_groups(self.ctx):
@@ -229,7 +229,7 @@ class BlanketDecay(LintRule):
                 if source is not None and site.decays(group):
                     values = {"call": self.ctx.code(source), "optimizer": site.name, "weight_decay": site.decay_text(group, self.ctx)}
                     inline = group is None and site.fixable and _inline(params, source, site.names) and source.func.attr.value == "parameters"  # type: ignore[attr-defined]
-                    fix = functools.partial(use_param_groups, site, source, self.ctx) if inline else None
+                    fix = functools.partial(rewrites.use_param_groups, site, source, self.ctx) if inline else None
                     yield Report(params, values, fix)
 
 
