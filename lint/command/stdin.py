@@ -34,13 +34,17 @@ def lint_stdin(args: argparse.Namespace, options: Options) -> int:
             sys.stdout.flush()
         _write(sys.stderr, output.format_problems(report.problems))
         return USAGE_ERROR
-    from wd_guard.lint.fixes.apply import FixError, decode, fix_text
+    from wd_guard.lint.fixes.apply import FixError, fix_text
+    from wd_guard.lint.fixes.target import source_encoding
     from wd_guard.lint.output.noqa import apply_noqa
 
-    text, encoding = decode(data)
+    encoding = source_encoding(data)  # the analysis above decoded it
+    text = data.decode(encoding)
     hidden = hidden_fixes(report.diagnostics, args.unsafe_fixes)
     try:
-        fixed = fix_text(text, path, select=options.codes_for(path), unsafe=args.unsafe_fixes, keep=apply_noqa, line_length=options.for_path(path).line_length) if report.diagnostics else None
+        scoped = options.for_path(path)
+        select = options.codes_for(path)
+        fixed = fix_text(text, path, select=select, unsafe=args.unsafe_fixes, keep=apply_noqa, line_length=scoped.line_length) if report.diagnostics else None
     except FixError as exc:
         if not args.diff:
             sys.stdout.buffer.write(data)

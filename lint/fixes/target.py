@@ -90,8 +90,14 @@ def read_target(path: str, max_size: int, max_lines: int, kind: str) -> Target:
         raise NotFixable(Problem(path, exc.problem.kind, f"not fixed: {exc.problem.reason}", exc.problem.line)) from None
     except OSError as exc:
         raise NotFixable(Problem(path, kind, f"not fixed: cannot read: {exc.strerror or exc}")) from None
-    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)  # decoding succeeded: it has one
-    return Target(path, real, text, encoding, before)
+    return Target(path, real, text, source_encoding(data), before)
+
+
+def source_encoding(data: bytes) -> str:
+    """The encoding to write Python source back with (a BOM kept), once ``decode_source``
+    has accepted ``data``."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    return encoding
 
 
 def check_unchanged(target: Target, kind: str) -> os.stat_result:
