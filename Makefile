@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench mutate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/stats_speed.py
 	$(PY) benchmarks/lint_speed.py
+
+# Mutation testing of the core (slow; not part of CI). MODULES narrows it, for example
+# `make mutate MODULES="lint/rules/penalties.py wd_guard/classify.py"`; the scores are
+# printed at the end (`$(PY) scripts/mutate.py --scores` prints them again).
+$(VENV)/.mutation: $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[lightning,dev,mutation]'
+	touch $(VENV)/.mutation
+
+mutate: $(VENV)/.mutation
+	$(PY) scripts/mutate.py $(MODULES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
