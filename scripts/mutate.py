@@ -14,6 +14,7 @@ kept from one run to the next (it re-tests a function when its source changes).
 
     python scripts/mutate.py                      # every module in [tool.mutmut] only_mutate
     python scripts/mutate.py lint/rules/penalties.py wd_guard/classify.py
+    python scripts/mutate.py --again lint/rules/penalties.py   # survivors and untested ones only
     python scripts/mutate.py --scores             # the score table of the last runs
     python scripts/mutate.py --survivors lint/rules/penalties.py
 """
@@ -24,7 +25,6 @@ import argparse
 import filecmp
 import fnmatch
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -63,7 +63,7 @@ def tree_path(repo_path: str) -> str:
     """Where a repository path (``lint/rules/sites.py``) lies in the tree."""
     for source, target in sorted(LAYOUT, key=lambda pair: -len(pair[0])):
         if repo_path == source or repo_path.startswith(source + "/"):
-            return target + repo_path[len(source) :]
+            return target + repo_path[len(source):]
     raise SystemExit(f"{repo_path}: not part of the mutation tree")
 
 
@@ -86,12 +86,27 @@ def _sync(source: Path, target: Path, inner: List[Path]) -> None:
             _sync(entry, target / entry.name, inner)
 
 
+def _prune(copy: Path, source: Path) -> None:
+    """Remove from ``copy`` what ``source`` no longer has (mutmut copies the tests into
+    ``mutants/`` without removing tests deleted since)."""
+    for entry in list(copy.iterdir()):
+        if entry.name in _SKIPPED or entry.name.endswith(".meta"):
+            continue
+        if not (source / entry.name).exists():
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        elif entry.is_dir():
+            _prune(entry, source / entry.name)
+
+
 def lay_out() -> None:
     """Bring ``build/mutation/`` up to date with the working tree."""
     inner = [TREE / target for _, target in LAYOUT]
     for source, target in LAYOUT:
         if (ROOT / source).exists():
             _sync(ROOT / source, TREE / target, inner)
+    for _, target in LAYOUT:
+        if (TREE / "mutants" / target).is_dir() and (TREE / target).is_dir():
+            _prune(TREE / "mutants" / target, TREE / target)
 
 
 def _config() -> dict:
@@ -144,14 +159,21 @@ def print_survivors(tree_modules: List[str]) -> None:
                 print(key, "survived" if code in _SURVIVED else "no tests")
 
 
-def run(tree_modules: List[str], processes: int) -> int:
-    """Run mutmut on each module in turn (its mutants, against the tests that cover them)."""
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+def _unsettled(tree_module: str) -> List[str]:
+    """Mutants that survived the last run, had no test, or were not tested yet."""
+    return sorted(key for key, code in _results(tree_module).items() if code is None or code in _SURVIVED | _NO_TESTS)
+
+
+def run(tree_modules: List[str], processes: int, again: bool = False) -> int:
+    """Run mutmut on each module in turn (its mutants, against the tests that cover them);
+    with ``again``, only those that survived the last run or were not tested yet."""
     mutmut = [sys.executable, "-m", "mutmut", "run", "--max-children", str(processes)]
     status = 0
     for module in tree_modules:
-        print(f"== {module}", flush=True)
-        status |= subprocess.call([*mutmut, _module_name(module) + ".*"], cwd=TREE, env=env)
+        names = _unsettled(module) if again else [_module_name(module) + ".*"]
+        print(f"== {module}: {f'{len(names)} mutants not killed yet' if again else 'every mutant'}", flush=True)
+        if names:
+            status |= subprocess.call([*mutmut, *names], cwd=TREE)
     return status
 
 
@@ -161,6 +183,9 @@ def main(argv: List[str]) -> int:
     parser.add_argument("-j", "--processes", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--scores", action="store_true", help="print the score per module and stop")
     parser.add_argument("--survivors", action="store_true", help="list surviving mutants and stop")
+    parser.add_argument(
+        "--again", action="store_true", help="test only the mutants that survived the last run or were not tested yet"
+    )
     args = parser.parse_args(argv)
     lay_out()
     chosen = [tree_path(m) for m in args.modules] or modules()
@@ -171,7 +196,7 @@ def main(argv: List[str]) -> int:
         print_survivors(chosen)
         return 0
     if not args.scores:
-        status = run(chosen, args.processes)
+        status = run(chosen, args.processes, args.again)
         if status:
             return status
     print_scores()
