@@ -39,5 +39,8 @@ def test_flag_set_false_is_coupled_decay(cls):
 
 
 def test_module_path_spelling_is_the_same_optimizer():
-    source = "import timm.optim.adabelief\nopt = timm.optim.adabelief.AdaBelief(params, weight_decay=1e-2, decoupled_decay=False)\n"
+    source = (
+        "import timm.optim.adabelief\n"
+        "opt = timm.optim.adabelief.AdaBelief(params, weight_decay=1e-2, decoupled_decay=False)\n"
+    )
     assert [d.code for d in lint_source(source)] == ["WD101"]

@@ -32,3 +32,20 @@ def test_other_calls_and_shadowed_builtins_do_not_wrap_parameters():
 )
 def test_every_loop_of_a_comprehension_may_bind_the_parameter(loops):
     assert _wd401(f"loss = ce + sum(p.pow(2).sum() {loops})\n")
+
+
+def test_penalty_function_reads_names_inside_its_own_scope():
+    assert _wd401(
+        "def l2(model):\n    from torch import linalg\n    return sum(linalg.norm(p) ** 2 for p in model.parameters())\n"
+        "loss = ce + 1e-4 * l2(model)\n"
+    )
+
+
+def test_penalty_function_returning_from_inside_a_loop_over_parameters():
+    assert _wd401("def l2(model):\n    for p in model.parameters():\n        return p.pow(2).sum()\nloss = ce + 1e-4 * l2(model)\n")
+
+
+def test_a_name_also_bound_to_something_else_is_not_a_penalty_function():
+    define = "def l2(model):\n    return sum(p.pow(2).sum() for p in model.parameters())\n"
+    assert _wd401(define + "loss = ce + 1e-4 * l2(model)\n")
+    assert not _wd401(define + "l2 = make_other()\nloss = ce + 1e-4 * l2(model)\n")

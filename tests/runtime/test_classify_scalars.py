@@ -32,7 +32,7 @@ def test_scalar_and_one_element_gains_share_role_and_group(class_name):
     assert roles["gains.scalar"] is roles["gains.vector"]
     groups = param_groups(model, weight_decay=0.1)
     assert _decay_of(groups, model.gains.scalar) == _decay_of(groups, model.gains.vector)
-    findings = audit(model, torch.optim.AdamW(model.parameters(), weight_decay=0.1))
+    findings = audit(model, torch.optim.AdamW(model.parameters(), weight_decay=0.1))  # noqa: WD210
     flagged = {name for f in findings for name in f.params}
     assert ("gains.scalar" in flagged) == ("gains.vector" in flagged)
 
@@ -43,5 +43,5 @@ def test_scalar_gain_of_a_norm_class_is_not_decayed():
     groups = param_groups(model, weight_decay=0.1)
     assert _decay_of(groups, model.norm.scalar) == 0.0
     assert _decay_of(groups, model.proj.weight) == 0.1
-    findings = audit(model, torch.optim.AdamW(model.parameters(), weight_decay=0.1))
+    findings = audit(model, torch.optim.AdamW(model.parameters(), weight_decay=0.1))  # noqa: WD210
     assert [f.params for f in findings if f.code == "WD202"] == [("norm.scalar", "norm.vector")]

@@ -71,4 +71,3 @@ def test_adabelief_coupled_when_the_group_says_so(make_mlp):
 def test_fused_adam_coupled_when_the_optimizer_says_so(make_mlp):
     net = make_mlp()
     assert _codes(net, FusedAdam(param_groups(net, 0.01), adam_w_mode=False)) == ["WD101"]
-
