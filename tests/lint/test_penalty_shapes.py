@@ -49,3 +49,50 @@ def test_a_name_also_bound_to_something_else_is_not_a_penalty_function():
     define = "def l2(model):\n    return sum(p.pow(2).sum() for p in model.parameters())\n"
     assert _wd401(define + "loss = ce + 1e-4 * l2(model)\n")
     assert not _wd401(define + "l2 = make_other()\nloss = ce + 1e-4 * l2(model)\n")
+
+
+P = "for p in model.parameters()"
+PENALTIES = {
+    "reshaped": f"loss = ce + sum((p.view(-1) ** 2).sum() {P})\n",
+    "flattened": f"loss = ce + sum(p.flatten().pow(2).sum() {P})\n",
+    "mean of squares": f"loss = ce + sum(p.pow(2).mean() {P})\n",
+    "torch.mean": f"loss = ce + sum(torch.mean(p ** 2) {P})\n",
+    "torch.square": f"loss = ce + sum(torch.square(p).sum() {P})\n",
+    "torch.pow": f"loss = ce + sum(torch.pow(p, 2).sum() {P})\n",
+    "pow keyword": f"loss = ce + sum(p.pow(exponent=2).sum() {P})\n",
+    "squared norm method": f"loss = ce + sum(p.norm(2).pow(2) {P})\n",
+    "weight attribute": "loss = ce + self.fc.weight.norm(2)\n",
+    "divided": f"loss = ce + sum(p.pow(2).sum() {P}) / 2\n",
+    "scaled on the right": f"loss = ce + sum(p.pow(2).sum() {P}) * lam\n",
+    "list of terms": "loss = ce + sum([self.a.weight.pow(2).sum(), self.b.weight.pow(2).sum()])\n",
+    "named_parameters": "loss = ce + sum(w.pow(2).sum() for _, w in model.named_parameters())\n",
+    "tensor zero start": "reg = torch.tensor(0.)\nfor p in model.parameters():\n    reg = reg + p.pow(2).sum()\nloss = ce + reg\n",
+    "torch.zeros start": "reg = torch.zeros(())\nfor p in model.parameters():\n    reg += p.pow(2).sum()\nloss = ce + reg\n",
+    "loop over a list of weights": "reg = 0.0\nfor w in [self.a.weight, self.b.weight]:\n    reg += w.pow(2).sum()\nloss = ce + reg\n",
+    "method": "class M:\n    def l2(self):\n        return sum(p.pow(2).sum() for p in self.parameters())\n"
+    "    def loss(self, ce):\n        return ce + self.l2()\n",
+}
+NOT_PENALTIES = {
+    "bias attribute": "loss = ce + (self.fc.bias ** 2).sum()\n",
+    "activation": "loss = ce + (h ** 2).sum()\n",
+    "norm of a keyword input": f"loss = ce + sum(torch.norm(input=p) {P})\n",
+    "norm of unpacked arguments": f"loss = ce + sum(torch.norm(*p) {P})\n",
+    "divided by a penalty": f"loss = ce + n / sum(p.pow(2).sum() {P})\n",
+    "difference": f"loss = ce + (sum(p.pow(2).sum() {P}) - 1)\n",
+    "list with a non-term": "loss = ce + sum([self.a.weight.pow(2).sum(), h.sum()])\n",
+    "name of named_parameters": "loss = ce + sum(n.pow(2).sum() for n, _ in model.named_parameters())\n",
+    "sum of two penalties": "a = sum(p.pow(2).sum() for p in m1.parameters())\n"
+    "b = sum(p.pow(2).sum() for p in m2.parameters())\nt = a + b\n",
+    "subtracted in a loop": "reg = 0.0\nfor p in model.parameters():\n    reg -= p.pow(2).sum()\nloss = ce + reg\n",
+    "loop over a list with a non-parameter": "reg = 0.0\nfor w in [self.a.weight, h]:\n    reg += w.pow(2).sum()\nloss = ce + reg\n",
+}
+
+
+@pytest.mark.parametrize("body", PENALTIES.values(), ids=list(PENALTIES))
+def test_penalty_shapes_are_reported(body):
+    assert _wd401(body)
+
+
+@pytest.mark.parametrize("body", NOT_PENALTIES.values(), ids=list(NOT_PENALTIES))
+def test_other_shapes_are_not_penalties(body):
+    assert not _wd401(body)
