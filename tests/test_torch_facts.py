@@ -74,3 +74,17 @@ def test_subclass_that_rewrites_step_is_unknown():
 
     assert optimizers.fact_for_class(Mine) is None
     assert optimizers.fact_for_class(Same).name == "torch.optim.Adam"
+
+
+def test_which_optimizers_a_flag_can_decouple():
+    assert optimizers.lookup("torch.optim.Adam").can_decouple()
+    assert optimizers.lookup("timm.optim.AdaBelief").can_decouple()
+    assert not optimizers.lookup("torch.optim.AdamW").can_decouple()
+    assert not optimizers.lookup("torch.optim.RMSprop").can_decouple()
+
+
+def test_known_names_hold_every_name_and_alias():
+    names = set(optimizers.known_names())
+    assert {"torch.optim.Adam", "torch.optim.adam.Adam", "timm.optim.AdaBelief", "timm.optim.adabelief.AdaBelief"} <= names
+    assert all(optimizers.lookup(name) is not None for name in names)
+    assert "torch.optim.Optimizer" not in names

@@ -45,3 +45,28 @@ def test_scalar_gain_of_a_norm_class_is_not_decayed():
     assert _decay_of(groups, model.proj.weight) == 0.1
     findings = audit(model, torch.optim.AdamW(model.parameters(), weight_decay=0.1))  # noqa: WD210
     assert [f.params for f in findings if f.code == "WD202"] == [("norm.scalar", "norm.vector")]
+
+
+def test_uninitialised_parameter_of_a_custom_norm_is_a_norm():
+    """A lazy parameter has no shape yet: in a ``*Norm`` class it counts as the layer's gain."""
+    module = type("LazyScaleNorm", (nn.Module,), {})()
+    module.weight = nn.UninitializedParameter()
+    other = type("LazyProjection", (nn.Module,), {})()
+    other.weight = nn.UninitializedParameter()
+    model = nn.ModuleDict({"norm": module, "proj": other})
+    assert {info.name: info.role for info in classify(model).values()} == {"norm.weight": Role.NORM, "proj.weight": Role.WEIGHT}
+
+
+class FlatParameter(nn.Parameter):
+    """Named like FSDP's flat parameter, without the marker attribute (older torch)."""
+
+
+def test_flat_parameters_are_unmapped_by_marker_or_by_class_name():
+    marked = nn.Parameter(torch.zeros(4))
+    marked._is_flat_param = True
+    model = nn.Module()
+    model.register_parameter("marked", marked)
+    model.register_parameter("named", FlatParameter(torch.zeros(4)))
+    model.register_parameter("plain", nn.Parameter(torch.zeros(4)))
+    roles = {info.name: info.role for info in classify(model).values()}
+    assert roles == {"marked": Role.UNMAPPED, "named": Role.UNMAPPED, "plain": Role.WEIGHT}

@@ -71,3 +71,12 @@ def test_adabelief_coupled_when_the_group_says_so(make_mlp):
 def test_fused_adam_coupled_when_the_optimizer_says_so(make_mlp):
     net = make_mlp()
     assert _codes(net, FusedAdam(param_groups(net, 0.01), adam_w_mode=False)) == ["WD101"]
+
+
+def test_the_group_flag_wins_over_the_optimizer_attribute(make_mlp):
+    """The flag is read from each param group first and from the optimizer second."""
+    net = make_mlp()
+    opt = FusedAdam(param_groups(net, 0.01), adam_w_mode=True)
+    opt.param_groups[0]["adam_w_mode"] = False
+    assert group_kind(fact_for_class(FusedAdam), opt.param_groups[0], opt) is DecayKind.COUPLED_ADAPTIVE
+    assert group_kind(fact_for_class(FusedAdam), opt.param_groups[1], opt) is DecayKind.DECOUPLED
