@@ -96,3 +96,38 @@ def test_penalty_shapes_are_reported(body):
 @pytest.mark.parametrize("body", NOT_PENALTIES.values(), ids=list(NOT_PENALTIES))
 def test_other_shapes_are_not_penalties(body):
     assert not _wd401(body)
+
+
+@pytest.mark.parametrize(
+    "loop",
+    [
+        "for h in self.activations():\n    reg += h.pow(2).sum()\n",
+        "for k, v in state.items():\n    reg += v.pow(2).sum()\n",
+        "for pair in model.named_parameters():\n    reg += pair.pow(2).sum()\n",
+        "for name, [w] in model.named_parameters():\n    reg += w.pow(2).sum()\n",
+        "for w in [w1, w2]:\n    reg += w.pow(2).sum()\n",
+    ],
+    ids=["other method", "other pairs", "named pairs unpacked later", "nested unpacking", "list of plain names"],
+)
+def test_loops_that_bind_no_parameter(loop):
+    assert not _wd401(f"reg = 0.0\n{loop}loss = ce + reg\n")
+
+
+def test_norm_order_read_through_a_variable():
+    assert not _wd401(f"k = 1\nloss = ce + sum(p.norm(k) {P})\n")
+    assert _wd401(f"k = 2\nloss = ce + sum(p.norm(k) {P})\n")
+
+
+def _nested(levels: int, inner: str) -> str:
+    return "2 * (" * levels + inner + ")" * levels
+
+
+def test_penalty_search_stops_at_its_depth_limit():
+    """The search for a penalty inside an expression goes ``_DEPTH`` operations deep and no
+    further (a guard against runaway recursion): no deeper expression counts, either way."""
+    from wd_guard.lint.rules.penalties import _DEPTH
+
+    term = "self.fc.weight.pow(2).sum()"
+    assert _wd401(f"loss = ce + {_nested(_DEPTH, term)}\n")
+    assert not _wd401(f"loss = ce + {_nested(_DEPTH + 1, term)}\n")
+    assert not _wd401(f"loss = ce + {_nested(_DEPTH + 4, 'h')}\n")
