@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench mutate clean
 
 # The pinned development set (constraints.txt: torch 2.13, numpy 2.4, hypothesis 6.170, ...)
 # needs Python 3.11 or newer; the package itself installs on 3.9 and later.
@@ -24,6 +24,16 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/stats_speed.py
 	$(PY) benchmarks/lint_speed.py
+
+# Mutation testing of the core (slow; not part of CI). MODULES narrows it, for example
+# `make mutate MODULES="lint/rules/penalties.py wd_guard/classify.py"`; the scores are
+# printed at the end (`$(PY) scripts/mutate.py --scores` prints them again).
+$(VENV)/.mutation: $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[lightning,dev,mutation]'
+	touch $(VENV)/.mutation
+
+mutate: $(VENV)/.mutation
+	$(PY) scripts/mutate.py $(MODULES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -89,3 +89,17 @@ def test_an_instantiated_subclass_of_every_torch_optimizer_keeps_its_fact(fact):
     params = [torch.nn.Parameter(torch.zeros(2, 2))]
     subclass(params, **({"lr": 0.1} if base is torch.optim.SGD else {}))
     assert optimizers.fact_for_class(subclass) is fact
+
+
+def test_which_optimizers_a_flag_can_decouple():
+    assert optimizers.lookup("torch.optim.Adam").can_decouple()
+    assert optimizers.lookup("timm.optim.AdaBelief").can_decouple()
+    assert not optimizers.lookup("torch.optim.AdamW").can_decouple()
+    assert not optimizers.lookup("torch.optim.RMSprop").can_decouple()
+
+
+def test_known_names_hold_every_name_and_alias():
+    names = set(optimizers.known_names())
+    assert {"torch.optim.Adam", "torch.optim.adam.Adam", "timm.optim.AdaBelief", "timm.optim.adabelief.AdaBelief"} <= names
+    assert all(optimizers.lookup(name) is not None for name in names)
+    assert "torch.optim.Optimizer" not in names

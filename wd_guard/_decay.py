@@ -86,6 +86,9 @@ def _decoupled(c: Cols) -> Tensor:
 def _sgd(c: Cols) -> Tensor:
     mom, damp = c["momentum"], c["dampening"]
     plain = (1 - damp) / (1 - mom)
+    # torch.optim.SGD refuses nesterov=True unless dampening is 0, and with dampening 0 this
+    # equals ``plain`` (1 + m / (1 - m) == 1 / (1 - m)): a mutant that swaps the branches or
+    # changes the dampening term of this line is equivalent, and no test can tell it apart.
     nesterov = 1 + mom * (1 - damp) / (1 - mom)
     steady = torch.where(c["nesterov"] > 0, nesterov, plain)
     return c["lr"] * c["wd"] * torch.where(mom == 0, 1.0, steady)

@@ -120,12 +120,13 @@ class Penalties:
         if not isinstance(expr, cst.Call):
             return None
         args = [arg for arg in expr.args if not arg.star]
-        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in SQUARE_METHODS:
+        name = self._call_name(expr)
+        # ``torch.square(a)`` and ``torch.pow(a, 2)`` end like the methods but are functions.
+        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in SQUARE_METHODS and name not in SQUARES | POWS:
             exponent = args[0].value if args else None
             if expr.func.attr.value == "square" and not args:
                 return expr.func.value
             return expr.func.value if exponent is not None and self.names.number(exponent) == 2 else None
-        name = self._call_name(expr)
         if name in SQUARES and len(args) == 1:
             return args[0].value
         if name in POWS and len(args) == 2 and self.names.number(args[1].value) == 2:
