@@ -69,4 +69,4 @@ def test_flat_parameters_are_unmapped_by_marker_or_by_class_name():
     model.register_parameter("named", FlatParameter(torch.zeros(4)))
     model.register_parameter("plain", nn.Parameter(torch.zeros(4)))
     roles = {info.name: info.role for info in classify(model).values()}
-    assert roles == {"marked": Role.UNMAPPED, "named": Role.UNMAPPED, "plain": Role.WEIGHT}
+    assert roles == {"marked": Role.UNMAPPED, "named": Role.UNMAPPED, "plain": Role.GAIN}  # a 1-D gain
