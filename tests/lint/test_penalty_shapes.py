@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from wd_guard.lint.analysis.engine import lint_source
@@ -10,7 +12,11 @@ SGD = "import torch\nopt = torch.optim.SGD(params, lr=0.1, weight_decay=5e-4)\n"
 
 
 def _wd401(body: str) -> bool:
-    return [d.code for d in lint_source(SGD + body, select={"WD401"})] == ["WD401"]
+    # A rule that fails becomes a RuntimeWarning and no finding: make that fail the test,
+    # so that "not reported" means the rule ran and found nothing.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        return [d.code for d in lint_source(SGD + body, select={"WD401"})] == ["WD401"]
 
 
 @pytest.mark.parametrize(
