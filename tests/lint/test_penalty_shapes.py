@@ -95,7 +95,7 @@ NOT_PENALTIES = {
     "list with a non-term": "loss = ce + sum([self.a.weight.pow(2).sum(), h.sum()])\n",
     "name of named_parameters": "loss = ce + sum(n.pow(2).sum() for n, _ in model.named_parameters())\n",
     "max of terms": "loss = ce + max([self.a.weight.pow(2).sum(), self.b.weight.pow(2).sum()])\n",
-    "sum of a name": "loss = ce + sum(terms)\n",
+    "sum of a name": "norm = self.fc.weight.norm(2)\nloss = ce + sum(terms)\n",
     "sum of two penalties": "a = sum(p.pow(2).sum() for p in m1.parameters())\n"
     "b = sum(p.pow(2).sum() for p in m2.parameters())\nt = a + b\n",
     "subtracted in a loop": "reg = 0.0\nfor p in model.parameters():\n    reg -= p.pow(2).sum()\nloss = ce + reg\n",
