@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from wd_guard.lint.analysis.engine import lint_source
@@ -10,7 +12,11 @@ SGD = "import torch\nopt = torch.optim.SGD(params, lr=0.1, weight_decay=5e-4)\n"
 
 
 def _wd401(body: str) -> bool:
-    return [d.code for d in lint_source(SGD + body, select={"WD401"})] == ["WD401"]
+    # A rule that fails becomes a RuntimeWarning and no finding: make that fail the test,
+    # so that "not reported" means the rule ran and found nothing.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        return [d.code for d in lint_source(SGD + body, select={"WD401"})] == ["WD401"]
 
 
 @pytest.mark.parametrize(
@@ -69,6 +75,13 @@ PENALTIES = {
     "tensor zero start": "reg = torch.tensor(0.)\nfor p in model.parameters():\n    reg = reg + p.pow(2).sum()\nloss = ce + reg\n",
     "torch.zeros start": "reg = torch.zeros(())\nfor p in model.parameters():\n    reg += p.pow(2).sum()\nloss = ce + reg\n",
     "loop over a list of weights": "reg = 0.0\nfor w in [self.a.weight, self.b.weight]:\n    reg += w.pow(2).sum()\nloss = ce + reg\n",
+    "sum of two terms of one parameter": f"loss = ce + sum(p.pow(2).sum() + p.norm(2) {P})\n",
+    "list of terms of a loop parameter": "reg = 0.0\nfor p in model.parameters():\n    reg += sum([p.norm(2), p.pow(2).sum()])\n"
+    "loss = ce + reg\n",
+    "nested loops": "reg = 0.0\nfor p in m1.parameters():\n    for q in m2.parameters():\n"
+    "        reg += p.pow(2).sum() + q.pow(2).sum()\nloss = ce + reg\n",
+    "loop over a local variable": "def f(model, ce):\n    ps = model.parameters()\n    reg = 0.0\n    for p in ps:\n"
+    "        reg += p.pow(2).sum()\n    return ce + reg\n",
     "method": "class M:\n    def l2(self):\n        return sum(p.pow(2).sum() for p in self.parameters())\n"
     "    def loss(self, ce):\n        return ce + self.l2()\n",
 }
@@ -81,6 +94,8 @@ NOT_PENALTIES = {
     "difference": f"loss = ce + (sum(p.pow(2).sum() {P}) - 1)\n",
     "list with a non-term": "loss = ce + sum([self.a.weight.pow(2).sum(), h.sum()])\n",
     "name of named_parameters": "loss = ce + sum(n.pow(2).sum() for n, _ in model.named_parameters())\n",
+    "max of terms": "loss = ce + max([self.a.weight.pow(2).sum(), self.b.weight.pow(2).sum()])\n",
+    "sum of a name": "norm = self.fc.weight.norm(2)\nloss = ce + sum(terms)\n",
     "sum of two penalties": "a = sum(p.pow(2).sum() for p in m1.parameters())\n"
     "b = sum(p.pow(2).sum() for p in m2.parameters())\nt = a + b\n",
     "subtracted in a loop": "reg = 0.0\nfor p in model.parameters():\n    reg -= p.pow(2).sum()\nloss = ce + reg\n",
@@ -122,6 +137,10 @@ def _nested(levels: int, inner: str) -> str:
     return "2 * (" * levels + inner + ")" * levels
 
 
+def test_a_penalty_is_reported_once_where_it_is_added():
+    assert [d.code for d in lint_source(SGD + "loss = base + (ce + self.fc.weight.pow(2).sum())\n", select={"WD401"})] == ["WD401"]
+
+
 def test_penalty_search_stops_at_its_depth_limit():
     """The search for a penalty inside an expression goes ``_DEPTH`` operations deep and no
     further (a guard against runaway recursion): no deeper expression counts, either way."""
@@ -131,3 +150,9 @@ def test_penalty_search_stops_at_its_depth_limit():
     assert _wd401(f"loss = ce + {_nested(_DEPTH, term)}\n")
     assert not _wd401(f"loss = ce + {_nested(_DEPTH + 1, term)}\n")
     assert not _wd401(f"loss = ce + {_nested(_DEPTH + 4, 'h')}\n")
+    left = "(" * _DEPTH + term + " * 2)" * _DEPTH
+    assert _wd401(f"loss = ce + {left}\n")
+    assert not _wd401(f"loss = ce + ({left} * 2)\n")
+    sums = "sum([" * _DEPTH + term + "])" * _DEPTH
+    assert _wd401(f"loss = ce + {sums}\n")
+    assert not _wd401(f"loss = ce + sum([{sums}])\n")
