@@ -19,7 +19,7 @@ from wd_guard.lint.rules.sites import Group, Site, optimizer_sites
 
 
 # Calls, and what values and optimizers are read from: dataclass defaults, ``self.opt = ...``.
-_NODES = (cst.Call, cst.ClassDef, cst.Assign)
+_NODES = (cst.Call, cst.ClassDef, cst.Assign, cst.For)  # ``For``: loops that freeze parameters
 
 
 class CoupledDecayAdaptive(LintRule):
@@ -171,6 +171,13 @@ class BlanketDecay(LintRule):
         "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=3e-4, **cfg)\n",
         "import torch\nopt = torch.optim.Rprop(model.parameters())\n",
         "import torch\nopt = torch.optim.SGD(model.named_parameters(), lr=0.1, weight_decay=5e-4)\n",
+        # LoRA: the base model is frozen and adapters added; only the adapter matrices train.
+        "import torch\nunet.requires_grad_(False)\nunet.add_adapter(lora_config)\n"
+        "lora_layers = filter(lambda p: p.requires_grad, unet.parameters())\nopt = torch.optim.AdamW(lora_layers, lr=1e-4)\n",
+        "import torch\nfor p in model.parameters():\n    p.requires_grad = False\n"
+        "opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)\n",
+        "import torch\nfrom peft import get_peft_model\nself.model = get_peft_model(self.model, config)\n"
+        "opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)\n",
     )
     INVALID = (
         Invalid(
@@ -206,6 +213,17 @@ class BlanketDecay(LintRule):
         Invalid("import torch\nparams = []\nparams.extend(encoder.parameters())\nparams.append(scale)\nopt = torch.optim.SGD(params, lr=0.1, weight_decay=1e-4)\n", line=5),
         Invalid("import itertools, torch\nopt = torch.optim.Adam(itertools.chain(g.parameters(), e.parameters()), weight_decay=2.5e-5)\n"),
         Invalid("import torch\nopt = torch.optim.AdamW([*g.parameters(), *e.parameters()], lr=1e-4)\n"),
+        # Freezing one module says nothing about another: the UNet trains whole.
+        Invalid(
+            "import torch\ntext_encoder.requires_grad_(False)\nopt = torch.optim.AdamW(list(unet.parameters()), lr=1e-4)\n",
+            line=3,
+            fixed="import torch\nimport wd_guard\ntext_encoder.requires_grad_(False)\nopt = torch.optim.AdamW(wd_guard.param_groups(unet, weight_decay=0.01), lr=1e-4)\n",
+        ),
+        Invalid(
+            "import itertools, torch\nfor p in vae.parameters():\n    p.requires_grad_(False)\n"
+            "opt = torch.optim.AdamW(itertools.chain(vae.parameters(), unet.parameters()), lr=1e-4)\n",
+            line=4,
+        ),
         Invalid("from timm.optim import create_optimizer_v2\nopt = create_optimizer_v2(model, 'sgd', lr=0.1, weight_decay=1e-4, filter_bias_and_bn=False)\n"),
         Invalid("optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05))\n"),
     )

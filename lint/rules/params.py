@@ -6,7 +6,8 @@
 params + [...]``, ``params += ...``, ``params.append(...)``, ``params.extend(...)``). Adding
 parameters never takes any away, so a collection that contains everything of one module
 hands over everything of it. A filter by name, shape or module type is a split and stops the
-search; so does any binding of a name that cannot be followed.
+search; so does any binding of a name that cannot be followed, and so does a module whose
+parameters the file freezes or wraps in adapters (``frozen.py``): what it trains is a part.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import libcst as cst
 
 from wd_guard.lint.analysis.names import Names, Scope
 from wd_guard.lint.rules.base import FileContext
+from wd_guard.lint.rules.frozen import frozen_modules, receiver
 
 _DEPTH_LIMIT = 12
 _CHAINS = ("itertools.chain", "itertools.chain.from_iterable")
@@ -52,6 +54,7 @@ class BlanketSearch:
     def __init__(self, ctx: FileContext) -> None:
         self.ctx = ctx
         self.growth = ctx.shared(growth)
+        self.frozen = ctx.shared(frozen_modules)
 
     def source(self, expr: cst.BaseExpression, names: Names, _depth: int = 0) -> Optional[cst.Call]:
         """The ``x.parameters()`` (or ``x.named_parameters()``) call whose every parameter
@@ -62,7 +65,7 @@ class BlanketSearch:
         if isinstance(expr, cst.Name):
             return self._name(expr.value, names, depth)
         if _is_parameters_call(expr, "parameters"):
-            return expr  # type: ignore[return-value]
+            return self._whole(expr)  # type: ignore[arg-type]
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
             return self.source(expr.left, names, depth) or self.source(expr.right, names, depth)
         if isinstance(expr, (cst.List, cst.Tuple)):
@@ -112,8 +115,13 @@ class BlanketSearch:
             return self.source(for_in.iter, names, depth)
         named = isinstance(target, cst.Tuple) and len(target.elements) == 2 and _is_name(target.elements[1].value, var)
         if named and _is_parameters_call(for_in.iter, "named_parameters"):
-            return for_in.iter  # type: ignore[return-value]
+            return self._whole(for_in.iter)  # type: ignore[arg-type]
         return None
+
+    def _whole(self, call: cst.Call) -> Optional[cst.Call]:
+        """``call`` unless the file freezes part of its module: then which of its parameters
+        train (and so which are decayed) is unknown."""
+        return None if receiver(call) in self.frozen else call
 
     def _name(self, name: str, names: Names, depth: int) -> Optional[cst.Call]:
         """A name whose bindings (in source order) start it and only ever add to it."""
