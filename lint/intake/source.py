@@ -82,10 +82,7 @@ def _too_large(path: str, size: int, max_size: int) -> Problem:
 
 def decode_source(path: str, data: bytes) -> str:
     """Text from bytes per the BOM or PEP 263 line (UTF-8 otherwise); raises Unlintable."""
-    nul = data.find(b"\0")
-    if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        raise Unlintable(Problem(path, NOT_TEXT, "contains NUL bytes: not Python source", line))
+    _refuse_nul(path, data, "Python source")
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
@@ -94,11 +91,22 @@ def decode_source(path: str, data: bytes) -> str:
         if not encoding:
             reason = _BOM_CONFLICT if data.startswith(codecs.BOM_UTF8) else f"cannot decode: {exc.msg}"
             raise Unlintable(Problem(path, NOT_TEXT, reason, 1)) from None
+    return _decode(path, data, encoding, encoding)
+
+
+def _refuse_nul(path: str, data: bytes, what: str) -> None:
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise Unlintable(Problem(path, NOT_TEXT, f"contains NUL bytes: not {what}", line))
+
+
+def _decode(path: str, data: bytes, encoding: str, name: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        reason = f"cannot decode as {encoding}: {exc.reason} (byte 0x{data[exc.start]:02x})"
+        reason = f"cannot decode as {name}: {exc.reason} (byte 0x{data[exc.start]:02x})"
         raise Unlintable(Problem(path, NOT_TEXT, reason, line)) from None
 
 
@@ -118,15 +126,8 @@ def kind_of(path: str) -> str:
 
 def decode_config(path: str, data: bytes) -> str:
     """The text of a YAML file (UTF-8, a BOM allowed); raises Unlintable."""
-    nul = data.find(b"\0")
-    if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        raise Unlintable(Problem(path, NOT_TEXT, "contains NUL bytes: not YAML text", line))
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise Unlintable(Problem(path, NOT_TEXT, f"cannot decode as utf-8: {exc.reason} (byte 0x{data[exc.start]:02x})", line)) from None
+    _refuse_nul(path, data, "YAML text")
+    return _decode(path, data, "utf-8-sig", "utf-8")
 
 
 def read_notebook(path: str, data: bytes) -> "Notebook":
