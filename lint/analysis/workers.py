@@ -143,11 +143,6 @@ def call_with_deep_stack(function: Callable[..., Any], *args: Any) -> Any:
     raise value
 
 
-def analyse_on_deep_stack(job: Job) -> Outcome:
-    """``analyse`` on a thread with a large stack: what each worker runs for a job."""
-    return call_with_deep_stack(analyse, job)
-
-
 def failed_analysis(problem: Problem) -> Outcome:
     """The outcome of an analysis whose worker timed out or died."""
     return Outcome(problem=problem)

@@ -7,7 +7,6 @@ lines and columns become offsets into the file's text with a table of line start
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from typing import Dict, List, Optional, Tuple
 
 import libcst as cst
@@ -34,9 +33,6 @@ class LineIndex:
     def line_start(self, line: int) -> int:
         """The offset where 1-based ``line`` starts; the text's length past the last line."""
         return self.starts[line - 1] if line - 1 < len(self.starts) else len(self.text)
-
-    def line_of(self, offset: int) -> int:
-        return bisect_right(self.starts, offset)
 
 
 def plan_nodes(plan: FixPlan) -> List[cst.CSTNode]:

@@ -16,7 +16,6 @@ import libcst as cst
 
 from wd_guard.catalogue import Rule, get_rule
 from wd_guard.lint.analysis.names import NameTable
-from wd_guard.lint.intake.vocabulary import matches
 
 T = TypeVar("T")
 
@@ -143,11 +142,6 @@ class LintRule(abc.ABC):
     def entry(cls) -> Rule:
         """The rule's catalogue entry."""
         return get_rule(cls.CODE)
-
-    @classmethod
-    def might_fire(cls, source: bytes) -> bool:
-        """Whether ``source`` contains this rule's vocabulary."""
-        return matches(cls.VOCABULARY, source)
 
     @abc.abstractmethod
     def check(self) -> Iterator[Report]:

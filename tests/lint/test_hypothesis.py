@@ -63,7 +63,7 @@ def analyse_text(text: str):
     """Parse and run every rule, whatever the pre-filter would say."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        outcome = isolate.analyse_on_deep_stack(Job("generated.py", text, ALL))
+        outcome = isolate.call_with_deep_stack(isolate.analyse, Job("generated.py", text, ALL))
     assert outcome.problem is None or outcome.problem.kind in ALLOWED_PROBLEMS, outcome.problem
     return outcome
 
