@@ -178,6 +178,12 @@ class BlanketDecay(LintRule):
         "opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)\n",
         "import torch\nfrom peft import get_peft_model\nself.model = get_peft_model(self.model, config)\n"
         "opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)\n",
+        # A peft wrapper's result, and the attention processors (LoRA layers) installed in a
+        # frozen UNet.
+        "import torch\nfrom peft import LoraModel\nunet = LoraModel(config, unet)\nopt = torch.optim.AdamW(unet.parameters(), lr=1e-4)\n",
+        "import torch\nfrom peft import get_peft_model\npeft_model = get_peft_model(model, config)\nopt = torch.optim.AdamW(peft_model.parameters(), lr=1e-4)\n",
+        "import torch\nfrom diffusers.loaders import AttnProcsLayers\nunet.requires_grad_(False)\nunet.set_attn_processor(lora_procs)\n"
+        "lora_layers = AttnProcsLayers(unet.attn_processors)\nopt = torch.optim.AdamW(lora_layers.parameters(), lr=1e-4)\n",
     )
     INVALID = (
         Invalid(
@@ -223,6 +229,20 @@ class BlanketDecay(LintRule):
             "import itertools, torch\nfor p in vae.parameters():\n    p.requires_grad_(False)\n"
             "opt = torch.optim.AdamW(itertools.chain(vae.parameters(), unet.parameters()), lr=1e-4)\n",
             line=4,
+        ),
+        # A new head sized after a frozen backbone, or a ControlNet initialised from a frozen
+        # UNet's weights, trains whole.
+        Invalid(
+            "import torch\nbackbone.requires_grad_(False)\nhead = torch.nn.Linear(backbone.num_features, 10)\nopt = torch.optim.AdamW(head.parameters())\n",
+            line=4,
+            fixed="import torch\nimport wd_guard\nbackbone.requires_grad_(False)\nhead = torch.nn.Linear(backbone.num_features, 10)\n"
+            "opt = torch.optim.AdamW(wd_guard.param_groups(head, weight_decay=0.01))\n",
+        ),
+        Invalid(
+            "import torch\nunet.requires_grad_(False)\ncontrolnet = ControlNetModel.from_unet(unet)\nopt = torch.optim.AdamW(controlnet.parameters())\n",
+            line=4,
+            fixed="import torch\nimport wd_guard\nunet.requires_grad_(False)\ncontrolnet = ControlNetModel.from_unet(unet)\n"
+            "opt = torch.optim.AdamW(wd_guard.param_groups(controlnet, weight_decay=0.01))\n",
         ),
         Invalid("from timm.optim import create_optimizer_v2\nopt = create_optimizer_v2(model, 'sgd', lr=0.1, weight_decay=1e-4, filter_bias_and_bn=False)\n"),
         Invalid("optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05))\n"),
