@@ -100,6 +100,8 @@ class CoupledDecayAdaptive(LintRule):
             line=2,
             fixed="import torch\nopt = torch.optim.NAdam(\n    params,\n    weight_decay=1e-4,  # from the paper\n    decoupled_weight_decay=True,\n)\n",
         ),
+        # A decay that only callers in other files give is reported like ``cfg.wd``: the same
+        # helper is called with 0 in one project and 5e-4 in another, and the file cannot tell.
         Invalid("import torch\ndef build(params, wd):\n    return torch.optim.Adamax(params, weight_decay=wd, **extra)\n", line=3),
         Invalid(
             "from torch.optim import *\nopt = NAdam(params, lr=2e-3, weight_decay=1e-4)\n",
