@@ -53,6 +53,9 @@ class CoupledDecayAdaptive(LintRule):
         "import bitsandbytes as bnb\nopt = bnb.optim.Adam8bit(params, lr=1e-3, weight_decay=0.01)\n",
         "from lion_pytorch import Lion\nopt = Lion(params, lr=1e-4, weight_decay=1e-2)\n",
         "import timm.optim\nopt = timm.optim.create_optimizer_v2(model, opt='adamw', weight_decay=0.05)\n",
+        "import torch_optimizer as optim\nopt = optim.Lamb(params, lr=1e-3, weight_decay=0.01)\n",
+        "from torch_optimizer import AdaBelief\nopt = AdaBelief(params, weight_decay=1e-2, weight_decouple=True)\n",
+        "import bitsandbytes as bnb\nopt = bnb.optim.PagedLion8bit(params, lr=1e-4, weight_decay=0.1)\n",
         "optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))\n",
         "_base_ = ['./base.py']\noptim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))\n",
     )
@@ -128,6 +131,12 @@ class CoupledDecayAdaptive(LintRule):
         ),
         Invalid("from timm.optim import create_optimizer_v2\nopt = create_optimizer_v2(model, opt='adam', weight_decay=0.05)\n", line=2),
         Invalid("import timm\nopt = timm.optim.create_optimizer_v2(model, 'lookahead_rmsprop', 1e-2, 1e-5)\n", line=2),
+        Invalid("import torch_optimizer as optim\nopt = optim.Yogi(params, lr=1e-2, weight_decay=1e-4)\n"),
+        Invalid(
+            "import torch_optimizer\nopt = torch_optimizer.AdaBelief(params, weight_decay=1e-2)\n",
+            fixed="import torch_optimizer\nopt = torch_optimizer.AdaBelief(params, weight_decay=1e-2, weight_decouple=True)\n",
+        ),
+        Invalid("import bitsandbytes as bnb\nopt = bnb.optim.RMSprop8bit(params, lr=1e-2, weight_decay=1e-5)\n"),
         Invalid("from torch.optim import RMSprop\noptim_wrapper = dict(optimizer=dict(type=RMSprop, lr=1e-3, weight_decay=1e-5))\n", line=2),
         Invalid("optimizer = dict(type='Adam', lr=1e-3, weight_decay=1e-4)\noptimizer_config = dict(grad_clip=None)\n", line=1),
         Invalid(
