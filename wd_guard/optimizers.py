@@ -178,7 +178,11 @@ TIMM_OPT_NAMES: Mapping[str, FactoryOption] = {
 
 # timm/optim/_optim_factory.py: ``create_optimizer_v2(model_or_params, opt='sgd', lr=None,
 # weight_decay=0., momentum=0.9, foreach=None, filter_bias_and_bn=True, ...)``;
-# ``layer_decay`` and ``param_group_fn`` build their own groups.
+# ``layer_decay`` and ``param_group_fn`` build their own groups. The legacy
+# ``create_optimizer(args, model, filter_bias_and_bn=True)`` calls it with
+# ``optimizer_kwargs(cfg=args)``: ``args.opt``, ``args.lr``, ``args.weight_decay`` and
+# ``args.momentum``, plus ``args.layer_decay`` and ``args.opt_args`` (merged into the
+# keywords) when those are not None.
 FACTORIES: Tuple[FactoryFact, ...] = (
     FactoryFact(
         name="timm.optim.create_optimizer_v2",
@@ -194,6 +198,21 @@ FACTORIES: Tuple[FactoryFact, ...] = (
             "timm.optim.optim_factory.create_optimizer_v2",
             "timm.create_optimizer_v2",
         ),
+    ),
+    FactoryFact(
+        name="timm.optim.create_optimizer",
+        positional=("args", "model", "filter_bias_and_bn"),
+        opt_names=TIMM_OPT_NAMES,
+        default_opt=None,
+        default_weight_decay=0.0,
+        split_flag="filter_bias_and_bn",
+        split_default=True,
+        custom_groups=("layer_decay",),
+        aliases=("timm.optim._optim_factory.create_optimizer", "timm.optim.optim_factory.create_optimizer"),
+        model="model",
+        namespace="args",
+        namespace_options=("opt", "lr", "weight_decay", "momentum"),
+        namespace_kwargs=("opt_args",),
     ),
 )
 
