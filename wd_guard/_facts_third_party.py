@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Tuple
 
-from wd_guard._facts import DecayKind, OptimizerFact
+from wd_guard._facts import SCALED, DecayKind, OptimizerFact
 
 OPTIMIZERS: Tuple[OptimizerFact, ...] = (
     OptimizerFact(
@@ -45,9 +45,65 @@ OPTIMIZERS: Tuple[OptimizerFact, ...] = (
         default_lr=1e-3,
         decoupled_flag="adam_w_mode",
         decoupled_by_default=True,
+        positional=("lr", "bias_correction", "betas", "eps", "adam_w_mode", "weight_decay", "amsgrad", "set_grad_none"),
         adaptive=True,
         mechanics="decoupled",
         aliases=("apex.optimizers.FusedAdam",),
+    ),
+    # apex/optimizers/fused_adagrad.py: ``adagrad_w_mode=False`` by default, kept on the
+    # optimizer; csrc/multi_tensor_adagrad.cu adds ``weight_decay * p`` to the gradient in
+    # mode 0 (L2) and to the update after the denominator in mode 1 (decoupled).
+    OptimizerFact(
+        name="apex.optimizers.fused_adagrad.FusedAdagrad",
+        decay=DecayKind.COUPLED_ADAPTIVE,
+        default_lr=1e-2,
+        decoupled_flag="adagrad_w_mode",
+        positional=("lr", "eps", "weight_decay", "set_grad_none", "adagrad_w_mode"),
+        adaptive=True,
+        aliases=("apex.optimizers.FusedAdagrad",),
+    ),
+    # apex/optimizers/fused_lamb.py and fused_mixed_precision_lamb.py: ``weight_decay=0.01``,
+    # ``adam_w_mode=True`` kept on the optimizer; csrc/multi_tensor_lamb.cu (and _mp.cu) adds
+    # the decay to the gradient in mode 0 (coupled) and to the update after the denominator
+    # in mode 1, which the trust ratio then scales.
+    *(
+        OptimizerFact(
+            name=f"apex.optimizers.{module}.{cls}",
+            decay=DecayKind.COUPLED_ADAPTIVE,
+            default_weight_decay=0.01,
+            default_lr=1e-3,
+            decoupled_flag="adam_w_mode",
+            decoupled_by_default=True,
+            positional=positional,
+            adaptive=True,
+            mechanics=SCALED,
+            aliases=(f"apex.optimizers.{cls}",),
+        )
+        for module, cls, positional in (
+            ("fused_lamb", "FusedLAMB", ("lr", "bias_correction", "betas", "eps", "weight_decay", "amsgrad", "adam_w_mode")),
+            ("fused_mixed_precision_lamb", "FusedMixedPrecisionLamb", ("lr", "step", "bias_correction", "betas", "eps", "weight_decay", "amsgrad", "adam_w_mode")),
+        )
+    ),
+    # apex/optimizers/fused_novograd.py: ``reg_inside_moment=False``; csrc/multi_tensor_novograd.cu
+    # adds the decay after the per-layer denominator either way, to the update (the default)
+    # or into the momentum (``reg_inside_moment=True``), so the rate is not always lr * wd.
+    OptimizerFact(
+        name="apex.optimizers.fused_novograd.FusedNovoGrad",
+        decay=DecayKind.DECOUPLED,
+        default_lr=1e-3,
+        positional=("lr", "bias_correction", "betas", "eps", "weight_decay", "amsgrad", "reg_inside_moment"),
+        adaptive=True,
+        mechanics=SCALED,
+        aliases=("apex.optimizers.FusedNovoGrad",),
+    ),
+    # apex/optimizers/fused_sgd.py: ``lr`` required, ``momentum=0, dampening=0,
+    # weight_decay=0, nesterov``; the decay joins the gradient before or after the momentum
+    # (``wd_after_momentum``) of a non-adaptive step: L2 either way.
+    OptimizerFact(
+        name="apex.optimizers.fused_sgd.FusedSGD",
+        decay=DecayKind.L2,
+        positional=("lr", "momentum", "dampening", "weight_decay", "nesterov", "wd_after_momentum"),
+        aliases=("apex.optimizers.FusedSGD",),
     ),
     # deepspeedai/DeepSpeed deepspeed/ops/adam/fused_adam.py (adapted from apex):
     # ``FusedAdam(params, lr=1e-3, bias_correction=True, betas, eps, adam_w_mode=True,

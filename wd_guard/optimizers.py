@@ -159,8 +159,11 @@ TIMM_OPT_NAMES: Mapping[str, FactoryOption] = {
     "lion": FactoryOption("timm.optim.lion.Lion", {}),
     "adabelief": FactoryOption("timm.optim.adabelief.AdaBelief", {"rectify": False}),
     "radabelief": FactoryOption("timm.optim.adabelief.AdaBelief", {"rectify": True}),
+    "fusedsgd": FactoryOption("apex.optimizers.FusedSGD", {"nesterov": True}),
     "fusedadam": FactoryOption("apex.optimizers.FusedAdam", {"adam_w_mode": False}),
     "fusedadamw": FactoryOption("apex.optimizers.FusedAdam", {"adam_w_mode": True}),
+    "fusedlamb": FactoryOption("apex.optimizers.FusedLAMB", {}),
+    "fusednovograd": FactoryOption("apex.optimizers.FusedNovoGrad", {"betas": (0.95, 0.98)}),
     # ``_register_bnb_optimizers``: the ``8bit`` names of Adam and AdamW build the plain
     # classes there, as written here.
     "bnbsgd": FactoryOption("bitsandbytes.optim.SGD", {"nesterov": True}),

@@ -17,12 +17,26 @@ from wd_guard.lint.analysis.engine import lint_source
 THIRD_PARTY = {
     "AdaBelief": ("from timm.optim import AdaBelief", "decoupled_decay"),
     "FusedAdam": ("from apex.optimizers import FusedAdam", "adam_w_mode"),
+    "FusedLAMB": ("from apex.optimizers import FusedLAMB", "adam_w_mode"),  # apex/optimizers/fused_lamb.py
+    "FusedMixedPrecisionLamb": ("from apex.optimizers import FusedMixedPrecisionLamb", "adam_w_mode"),
 }
 
 # Flags that decouple decay only when set: coupled L2 by default.
 COUPLED_UNTIL_FLAGGED = {
     "torch_optimizer.AdaBelief": "weight_decouple",  # torch_optimizer/adabelief.py
     "torch_optimizer.QHAdam": "decouple_weight_decay",  # torch_optimizer/qhadam.py
+    "apex.optimizers.FusedAdagrad": "adagrad_w_mode",  # apex/optimizers/fused_adagrad.py
+}
+
+# The default weight_decay of the classes with a flag.
+FLAGGED_DEFAULT_DECAY = {
+    "timm.optim.AdaBelief": 0,
+    "apex.optimizers.FusedAdam": 0,
+    "apex.optimizers.FusedLAMB": 0.01,
+    "apex.optimizers.FusedMixedPrecisionLamb": 0.01,
+    "apex.optimizers.FusedAdagrad": 0,
+    "torch_optimizer.AdaBelief": 0,
+    "torch_optimizer.QHAdam": 0,
 }
 
 COUPLED, DECOUPLED, L2, NONE = "coupled", "decoupled", "l2", "none"
@@ -74,6 +88,8 @@ WITHOUT_FLAG = [
     ("bitsandbytes.optim.SGD8bit", L2, 0),
     ("bitsandbytes.optim.LARS", L2, 0),
     ("bitsandbytes.optim.PytorchLARS", L2, 0),
+    ("apex.optimizers.FusedNovoGrad", DECOUPLED, 0),
+    ("apex.optimizers.FusedSGD", L2, 0),
 ]
 
 # Classes of these packages that the table leaves unknown: a constant shift instead of a
@@ -146,3 +162,8 @@ def test_a_given_decay_reaches_every_parameter(cls, kind, _):
 @pytest.mark.parametrize("cls", UNKNOWN)
 def test_unknown_classes_stay_unknown(cls):
     assert _call(cls, "model.parameters(), lr=1e-3, weight_decay=1e-2") == []
+
+
+@pytest.mark.parametrize("cls", sorted(FLAGGED_DEFAULT_DECAY))
+def test_default_decay_of_classes_with_a_flag(cls):
+    assert _call(cls, "model.parameters(), lr=1e-3") == (["WD210"] if FLAGGED_DEFAULT_DECAY[cls] else [])

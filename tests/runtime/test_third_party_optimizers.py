@@ -40,6 +40,17 @@ class FusedAdam(torch.optim.Optimizer):
         raise NotImplementedError
 
 
+class FusedAdagrad(torch.optim.Optimizer):
+    """apex's constructor: ``adagrad_w_mode=False`` by default, kept on the optimizer."""
+
+    def __init__(self, params: Any, lr: float = 1e-2, weight_decay: float = 0.0, adagrad_w_mode: bool = False) -> None:
+        super().__init__(params, {"lr": lr, "eps": 1e-10, "weight_decay": weight_decay})
+        self.adagrad_w_mode = 1 if adagrad_w_mode else 0
+
+    def step(self, closure: Any = None) -> None:  # never called: the audit does not step
+        raise NotImplementedError
+
+
 class TorchOptimizerAdaBelief(torch.optim.Optimizer):
     """torch_optimizer/adabelief.py: ``weight_decouple=False`` by default, kept on the optimizer
     as ``self._weight_decouple``, not in the groups."""
@@ -90,6 +101,7 @@ class SGDW(_Bnb1State):
 
 AdaBelief.__module__ = "timm.optim.adabelief"
 FusedAdam.__module__ = "apex.optimizers.fused_adam"
+FusedAdagrad.__module__ = "apex.optimizers.fused_adagrad"
 TorchOptimizerAdaBelief.__module__ = "torch_optimizer.adabelief"
 TorchOptimizerAdaBelief.__qualname__ = TorchOptimizerAdaBelief.__name__ = "AdaBelief"
 QHAdam.__module__ = "torch_optimizer.qhadam"
@@ -103,7 +115,7 @@ def _codes(net: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list:
     return [f.code for f in audit(net, optimizer)]
 
 
-@pytest.mark.parametrize("cls", [AdaBelief, FusedAdam, TorchOptimizerAdaBelief, QHAdam, RMSprop8bit, Lion8bit, Lamb])
+@pytest.mark.parametrize("cls", [AdaBelief, FusedAdam, FusedAdagrad, TorchOptimizerAdaBelief, QHAdam, RMSprop8bit, Lion8bit, Lamb])
 def test_known_by_qualified_name(cls):
     fact = fact_for_class(cls)
     assert fact is not None and fact.name == f"{cls.__module__}.{cls.__qualname__}"
@@ -139,8 +151,8 @@ def test_the_group_flag_wins_over_the_optimizer_attribute(make_mlp):
     assert group_kind(fact_for_class(FusedAdam), opt.param_groups[1], opt) is DecayKind.DECOUPLED
 
 
-@pytest.mark.parametrize("cls", [TorchOptimizerAdaBelief, QHAdam])
-def test_torch_optimizer_flags_default_to_coupled_decay(make_mlp, cls):
+@pytest.mark.parametrize("cls", [TorchOptimizerAdaBelief, QHAdam, FusedAdagrad])
+def test_flags_that_default_to_coupled_decay(make_mlp, cls):
     net = make_mlp()
     opt = cls(param_groups(net, 0.01))
     assert group_kind(fact_for_class(cls), opt.param_groups[0], opt) is DecayKind.COUPLED_ADAPTIVE
@@ -181,3 +193,8 @@ def test_sgdw_stays_unknown(make_mlp):
     assert fact_for_class(SGDW) is None
     with pytest.warns(UserWarning, match="not in wd-guard's optimizer table"):
         assert _codes(net, SGDW(param_groups(net, 0.01))) == []
+
+
+def test_fused_adagrad_decouples_when_the_optimizer_says_so(make_mlp):
+    net = make_mlp()
+    assert _codes(net, FusedAdagrad(param_groups(net, 0.01), adagrad_w_mode=True)) == []
