@@ -24,6 +24,9 @@ radam         ``lr * wd * rect_t * sqrt(1 - beta2**t) / (sqrt(v) + eps)`` once t
               variance is tractable (``rho_t > 5``), else ``lr * wd``
 ============  ==========================================================================
 
+A decoupled optimizer whose step scales the decay further (mechanics ``scaled``: LAMB's trust
+ratio, NovoGrad's momentum) has no formula here: its effective decay is unknown.
+
 Every element-wise term is decreasing in one per-element quantity ``x`` (``v``, ``u``, ...),
 so the median of the term is the term at the median of ``x``: the median is taken over ``x``,
 where the state lives. The formulas then run on float64 CPU tensors with one entry per
@@ -41,7 +44,7 @@ import torch
 from torch import Tensor
 
 from wd_guard._norms import result_dtype
-from wd_guard.optimizers import DecayKind, OptimizerFact, group_kind
+from wd_guard.optimizers import SCALED, DecayKind, OptimizerFact, group_kind
 
 NAN = float("nan")
 
@@ -201,7 +204,7 @@ def family_for(fact: Optional[OptimizerFact], group: Mapping[str, Any], optimize
     if not group.get("weight_decay", 0.0):
         return ZERO
     if kind is DecayKind.DECOUPLED:
-        return "decoupled"
+        return None if fact.mechanics == SCALED else "decoupled"
     if fact.mechanics not in COUPLED:
         return None
     if fact.mechanics == "adam" and group.get("amsgrad"):

@@ -6,74 +6,36 @@ as in SGD), which flag switches coupled decay to decoupled, the defaults that ma
 the order of its positional arguments (so the linter can read ``Adam(params, 1e-3, (0.9,
 0.999), 1e-8, 1e-2)``). An optimizer that is not in the table is *unknown*: wd-guard says so
 and never guesses how it decays.
+
+The torch entries are written here and checked against the installed torch; third-party
+entries come from ``_facts_third_party`` (transformers, timm, apex, DeepSpeed, lion-pytorch,
+schedulefree), ``_facts_bnb`` (bitsandbytes) and ``_facts_torch_optimizer`` (torch-optimizer),
+each read from the package's own source, which they cite. The shapes of the facts are in
+``_facts``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
+from wd_guard import _facts_bnb, _facts_third_party, _facts_torch_optimizer
+from wd_guard._facts import SCALED, DecayKind, FactoryFact, FactoryOption, OptimizerFact, coupled as _coupled
 
-class DecayKind(str, Enum):
-    """How an optimizer group's ``weight_decay`` acts on the weights."""
-
-    COUPLED_ADAPTIVE = "coupled-adaptive"  # L2 gradient divided by sqrt(v): WD101
-    DECOUPLED = "decoupled"  # theta *= 1 - lr * wd, outside the update (AdamW)
-    L2 = "l2"  # L2 gradient with a non-adaptive step: equal to decay (SGD)
-    NONE = "none"  # the optimizer has no weight decay
-    UNKNOWN = "unknown"  # not in the table: never guessed
-
-
-@dataclass(frozen=True)
-class OptimizerFact:
-    """How one optimizer class treats weight decay.
-
-    ``decoupled_flag`` names the option that switches coupled decay to decoupled; it is read
-    from each param group first and from the optimizer's attributes second (apex keeps it
-    there). ``positional`` lists the constructor's positional arguments after ``params``.
-    ``mechanics`` names the update rule the stats use to compute effective decay.
-    """
-
-    name: str
-    decay: DecayKind
-    default_weight_decay: float = 0.0
-    default_lr: Optional[float] = None
-    decoupled_flag: Optional[str] = None
-    decoupled_by_default: bool = False
-    positional: Tuple[str, ...] = ()
-    adaptive: bool = False
-    mechanics: Optional[str] = None
-    aliases: Tuple[str, ...] = ()
-
-    @property
-    def short_name(self) -> str:
-        """The class name without its module."""
-        return self.name.rsplit(".", 1)[-1]
-
-    def kind_for(self, options: Mapping[str, Any]) -> DecayKind:
-        """How decay acts for a group (or a call's keyword arguments) with these ``options``."""
-        if self.decoupled_flag is None:
-            return self.decay
-        decoupled = options.get(self.decoupled_flag, self.decoupled_by_default)
-        return DecayKind.DECOUPLED if decoupled else DecayKind.COUPLED_ADAPTIVE
-
-    def can_decouple(self) -> bool:
-        """Whether a flag turns this optimizer's coupled decay into decoupled decay."""
-        return self.decoupled_flag is not None
-
-
-def _coupled(name: str, lr: float, positional: Tuple[str, ...], mechanics: str, **extra: Any) -> OptimizerFact:
-    return OptimizerFact(
-        name=name,
-        decay=DecayKind.COUPLED_ADAPTIVE,
-        default_lr=lr,
-        positional=positional,
-        adaptive=True,
-        mechanics=mechanics,
-        **extra,
-    )
-
+__all__ = [
+    "SCALED",
+    "DecayKind",
+    "FactoryFact",
+    "FactoryOption",
+    "OptimizerFact",
+    "OPTIMIZERS",
+    "TIMM_OPT_NAMES",
+    "FACTORIES",
+    "factory",
+    "lookup",
+    "known_names",
+    "fact_for_class",
+    "group_kind",
+]
 
 _ADAM_POSITIONAL = ("lr", "betas", "eps", "weight_decay", "amsgrad")
 _TORCH_DECOUPLE = {"decoupled_flag": "decoupled_weight_decay"}
@@ -170,134 +132,11 @@ OPTIMIZERS: Tuple[OptimizerFact, ...] = (
         adaptive=True,
         aliases=("torch.optim.sparse_adam.SparseAdam",),
     ),
-    # Third-party optimizers whose decay is documented and read from their source.
-    OptimizerFact(
-        name="transformers.optimization.Adafactor",
-        decay=DecayKind.DECOUPLED,
-        adaptive=True,
-        mechanics="decoupled",
-        aliases=("transformers.Adafactor",),
-    ),
-    OptimizerFact(
-        name="timm.optim.adamw.AdamW",
-        decay=DecayKind.DECOUPLED,
-        default_weight_decay=0.01,
-        default_lr=1e-3,
-        adaptive=True,
-        mechanics="decoupled",
-        aliases=("timm.optim.AdamW",),
-    ),
-    OptimizerFact(name="timm.optim.adamp.AdamP", decay=DecayKind.DECOUPLED, adaptive=True, mechanics="decoupled", aliases=("timm.optim.AdamP",)),
-    OptimizerFact(name="timm.optim.lion.Lion", decay=DecayKind.DECOUPLED, default_lr=1e-4, mechanics="decoupled", aliases=("timm.optim.Lion",)),
-    OptimizerFact(
-        name="timm.optim.adabelief.AdaBelief",
-        decay=DecayKind.COUPLED_ADAPTIVE,
-        default_lr=1e-3,
-        decoupled_flag="decoupled_decay",
-        decoupled_by_default=True,
-        adaptive=True,
-        mechanics="decoupled",
-        aliases=("timm.optim.AdaBelief",),
-    ),
-    # NVIDIA/apex apex/optimizers/fused_adam.py: ``adam_w_mode=True`` by default, kept on the
-    # optimizer (``self.adam_w_mode``), not in the groups; False makes decay coupled L2.
-    OptimizerFact(
-        name="apex.optimizers.fused_adam.FusedAdam",
-        decay=DecayKind.COUPLED_ADAPTIVE,
-        default_lr=1e-3,
-        decoupled_flag="adam_w_mode",
-        decoupled_by_default=True,
-        adaptive=True,
-        mechanics="decoupled",
-        aliases=("apex.optimizers.FusedAdam",),
-    ),
-    # deepspeedai/DeepSpeed deepspeed/ops/adam/fused_adam.py (adapted from apex):
-    # ``FusedAdam(params, lr=1e-3, bias_correction=True, betas, eps, adam_w_mode=True,
-    # weight_decay=0., ...)``, the flag kept as ``self.adam_w_mode``.
-    OptimizerFact(
-        name="deepspeed.ops.adam.fused_adam.FusedAdam",
-        decay=DecayKind.COUPLED_ADAPTIVE,
-        default_lr=1e-3,
-        decoupled_flag="adam_w_mode",
-        decoupled_by_default=True,
-        positional=("lr", "bias_correction", "betas", "eps", "adam_w_mode", "weight_decay", "amsgrad", "set_grad_none"),
-        adaptive=True,
-        mechanics="decoupled",
-        aliases=("deepspeed.ops.adam.FusedAdam",),
-    ),
-    # bitsandbytes-foundation/bitsandbytes bitsandbytes/optim/adamw.py (weight_decay=1e-2) and
-    # adam.py (weight_decay=0): both run the "adam" kernels of csrc/kernels.cu, which shrink
-    # the weight by ``1 - lr * weight_decay`` after the adaptive step (decoupled decay).
-    *(
-        OptimizerFact(
-            name=f"bitsandbytes.optim.adamw.{cls}",
-            decay=DecayKind.DECOUPLED,
-            default_weight_decay=0.01,
-            default_lr=1e-3,
-            adaptive=True,
-            mechanics="decoupled",
-            aliases=(f"bitsandbytes.optim.{cls}",),
-        )
-        for cls in ("AdamW", "AdamW8bit", "AdamW32bit", "PagedAdamW", "PagedAdamW8bit", "PagedAdamW32bit")
-    ),
-    *(
-        OptimizerFact(
-            name=f"bitsandbytes.optim.adam.{cls}",
-            decay=DecayKind.DECOUPLED,
-            default_lr=1e-3,
-            positional=("lr", "betas", "eps", "weight_decay"),
-            adaptive=True,
-            mechanics="decoupled",
-            aliases=(f"bitsandbytes.optim.{cls}",),
-        )
-        for cls in ("Adam", "Adam8bit", "Adam32bit", "PagedAdam", "PagedAdam8bit", "PagedAdam32bit")
-    ),
-    # lucidrains/lion-pytorch lion_pytorch/lion_pytorch.py: ``p.data.mul_(1. - lr * wd)``
-    # before the sign update; ``lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0``.
-    OptimizerFact(
-        name="lion_pytorch.lion_pytorch.Lion",
-        decay=DecayKind.DECOUPLED,
-        default_lr=1e-4,
-        positional=("lr", "betas", "weight_decay"),
-        mechanics="decoupled",
-        aliases=("lion_pytorch.Lion",),
-    ),
-    # facebookresearch/schedule_free schedulefree/adamw_schedulefree.py and
-    # radam_schedulefree.py add ``decay * y`` to the gradient after it is divided by the
-    # adaptive denominator (decoupled); sgd_schedulefree.py adds it to the raw gradient of a
-    # non-adaptive step (L2, the same as SGD's). ``weight_decay=0`` in all three.
-    OptimizerFact(
-        name="schedulefree.adamw_schedulefree.AdamWScheduleFree",
-        decay=DecayKind.DECOUPLED,
-        default_lr=0.0025,
-        positional=("lr", "betas", "eps", "weight_decay"),
-        adaptive=True,
-        aliases=("schedulefree.AdamWScheduleFree",),
-    ),
-    OptimizerFact(
-        name="schedulefree.radam_schedulefree.RAdamScheduleFree",
-        decay=DecayKind.DECOUPLED,
-        default_lr=0.0025,
-        positional=("lr", "betas", "eps", "weight_decay"),
-        adaptive=True,
-        aliases=("schedulefree.RAdamScheduleFree",),
-    ),
-    OptimizerFact(
-        name="schedulefree.sgd_schedulefree.SGDScheduleFree",
-        decay=DecayKind.L2,
-        default_lr=1.0,
-        positional=("lr", "momentum", "weight_decay"),
-        aliases=("schedulefree.SGDScheduleFree",),
-    ),
+    # Third-party optimizers, each read from its package's source (cited in these modules).
+    *_facts_third_party.OPTIMIZERS,
+    *_facts_bnb.OPTIMIZERS,
+    *_facts_torch_optimizer.OPTIMIZERS,
 )
-
-
-@dataclass(frozen=True)
-class FactoryOption:
-    """What one ``opt=`` name of a factory builds: the class and the options it adds."""
-
-    cls: str
-    options: Mapping[str, Any]
 
 
 # huggingface/pytorch-image-models timm/optim/_optim_factory.py: the ``opt=`` names of
@@ -320,35 +159,33 @@ TIMM_OPT_NAMES: Mapping[str, FactoryOption] = {
     "lion": FactoryOption("timm.optim.lion.Lion", {}),
     "adabelief": FactoryOption("timm.optim.adabelief.AdaBelief", {"rectify": False}),
     "radabelief": FactoryOption("timm.optim.adabelief.AdaBelief", {"rectify": True}),
+    "fusedsgd": FactoryOption("apex.optimizers.FusedSGD", {"nesterov": True}),
     "fusedadam": FactoryOption("apex.optimizers.FusedAdam", {"adam_w_mode": False}),
     "fusedadamw": FactoryOption("apex.optimizers.FusedAdam", {"adam_w_mode": True}),
+    "fusedlamb": FactoryOption("apex.optimizers.FusedLAMB", {}),
+    "fusednovograd": FactoryOption("apex.optimizers.FusedNovoGrad", {"betas": (0.95, 0.98)}),
+    # ``_register_bnb_optimizers``: the ``8bit`` names of Adam and AdamW build the plain
+    # classes there, as written here.
+    "bnbsgd": FactoryOption("bitsandbytes.optim.SGD", {"nesterov": True}),
+    "bnbsgd8bit": FactoryOption("bitsandbytes.optim.SGD8bit", {"nesterov": True}),
     "bnbadam": FactoryOption("bitsandbytes.optim.Adam", {}),
+    "bnbadam8bit": FactoryOption("bitsandbytes.optim.Adam", {}),
     "bnbadamw": FactoryOption("bitsandbytes.optim.AdamW", {}),
+    "bnbadamw8bit": FactoryOption("bitsandbytes.optim.AdamW", {}),
+    "bnblion": FactoryOption("bitsandbytes.optim.Lion", {}),
+    "bnblion8bit": FactoryOption("bitsandbytes.optim.Lion8bit", {}),
+    "bnbademamix": FactoryOption("bitsandbytes.optim.AdEMAMix", {}),
+    "bnbademamix8bit": FactoryOption("bitsandbytes.optim.AdEMAMix8bit", {}),
 }
-
-
-@dataclass(frozen=True)
-class FactoryFact:
-    """An optimizer factory: where its options sit and what it does with the parameters.
-
-    ``split_flag`` names the option that puts biases and norms (every 1-d parameter) in a
-    group without decay when a module is passed; ``split_default`` is its default.
-    """
-
-    name: str
-    positional: Tuple[str, ...]
-    opt_names: Mapping[str, FactoryOption]
-    default_opt: str
-    default_weight_decay: float
-    split_flag: str
-    split_default: bool
-    custom_groups: Tuple[str, ...] = ()  # options that replace the factory's own grouping
-    aliases: Tuple[str, ...] = ()
 
 
 # timm/optim/_optim_factory.py: ``create_optimizer_v2(model_or_params, opt='sgd', lr=None,
 # weight_decay=0., momentum=0.9, foreach=None, filter_bias_and_bn=True, ...)``;
-# ``layer_decay`` and ``param_group_fn`` build their own groups.
+# ``layer_decay`` and ``param_group_fn`` build their own groups. The legacy
+# ``create_optimizer(args, model, filter_bias_and_bn=True)`` calls it with
+# ``optimizer_kwargs(cfg=args)``: ``args.opt``, ``args.lr``, ``args.weight_decay`` and
+# ``args.momentum``, plus ``args.layer_decay`` and ``args.opt_args`` (merged into the
+# keywords) when those are not None.
 FACTORIES: Tuple[FactoryFact, ...] = (
     FactoryFact(
         name="timm.optim.create_optimizer_v2",
@@ -364,6 +201,21 @@ FACTORIES: Tuple[FactoryFact, ...] = (
             "timm.optim.optim_factory.create_optimizer_v2",
             "timm.create_optimizer_v2",
         ),
+    ),
+    FactoryFact(
+        name="timm.optim.create_optimizer",
+        positional=("args", "model", "filter_bias_and_bn"),
+        opt_names=TIMM_OPT_NAMES,
+        default_opt=None,
+        default_weight_decay=0.0,
+        split_flag="filter_bias_and_bn",
+        split_default=True,
+        custom_groups=("layer_decay",),
+        aliases=("timm.optim._optim_factory.create_optimizer", "timm.optim.optim_factory.create_optimizer"),
+        model="model",
+        namespace="args",
+        namespace_options=("opt", "lr", "weight_decay", "momentum"),
+        namespace_kwargs=("opt_args",),
     ),
 )
 
@@ -415,10 +267,12 @@ def _update_rule(cls: type) -> Any:
 
 
 def group_kind(fact: Optional[OptimizerFact], group: Mapping[str, Any], optimizer: object = None) -> DecayKind:
-    """How decay acts in one param group of a real optimizer (flags read from the group)."""
+    """How decay acts in one param group of a real optimizer (flags read from the group
+    first, then from the optimizer)."""
     if fact is None:
         return DecayKind.UNKNOWN
     flag = fact.decoupled_flag
-    if flag is not None and flag not in group and hasattr(optimizer, flag):
-        group = {**group, flag: getattr(optimizer, flag)}
+    attribute = fact.flag_attribute or flag
+    if flag is not None and flag not in group and hasattr(optimizer, attribute):  # type: ignore[arg-type]
+        group = {**group, flag: getattr(optimizer, attribute)}  # type: ignore[arg-type]
     return fact.kind_for(group)

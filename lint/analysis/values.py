@@ -133,6 +133,28 @@ class Values:
             return self._attribute(expr.attr.value, _depth)
         return None
 
+    def text(self, expr: cst.BaseExpression, names: Names) -> Optional[str]:
+        """The string ``expr`` certainly holds: a literal, a name bound once to one, or an
+        attribute read (``args.opt``) whose every declaration in the file has the same string
+        default that nothing overrides; None when unknown."""
+        value = string_value(names.follow(expr))
+        if value is not None or not (isinstance(expr, cst.Attribute) and _is_config_read(expr)):
+            return value
+        attribute = expr.attr.value
+        defaults = self._by_attribute.get(attribute, [])
+        if not defaults or attribute in self._overridden or "*" in self._overridden:
+            return None
+        texts = {_default_text(default) for default in defaults}
+        return texts.pop() if len(texts) == 1 else None
+
+    def unset(self, attribute: str) -> bool:
+        """Whether an attribute read of ``attribute`` gives None as far as the file shows: no
+        argparse option or dataclass field declares it, or each declares it without a default
+        (or with ``None``), and no ``set_defaults`` may set it."""
+        if attribute in self._overridden or "*" in self._overridden:
+            return False
+        return all(_is_none(default.value) for default in self._by_attribute.get(attribute, []))
+
     def _name(self, name: str, names: Names, depth: int) -> Optional[Value]:
         found = names.all_bindings(name)
         if found is None or len(found[0]) != 1:
@@ -181,6 +203,17 @@ class Values:
         if resolved is None:
             return None
         return Value(resolved.number, f"the default of {name} in {function.name.value}()", param)
+
+
+def _default_text(default: _Default) -> Optional[str]:
+    if default.value is None:
+        return None
+    value = default.names.follow(default.value) if default.names is not None else default.value
+    return string_value(value)
+
+
+def _is_none(value: Optional[cst.BaseExpression]) -> bool:
+    return isinstance(value, cst.Name) and value.value == "None"
 
 
 def _dest(call: cst.Call) -> Optional[str]:

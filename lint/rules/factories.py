@@ -2,7 +2,11 @@
 
 ``timm.optim.create_optimizer_v2(model, opt="adam", weight_decay=0.05)`` builds the class its
 ``opt=`` name stands for (the names are in :data:`wd_guard.optimizers.TIMM_OPT_NAMES`), and
-splits decay / no-decay itself when handed a module with ``filter_bias_and_bn`` on.
+splits decay / no-decay itself when handed a module with ``filter_bias_and_bn`` on. The
+legacy ``timm.optim.create_optimizer(args, model)`` reads the same options off ``args``
+(``args.opt``, ``args.weight_decay``): they are judged when the file's argparse defaults or
+dataclass fields fix them; an ``args.layer_decay`` the file may set makes the grouping
+unknown, and an ``args.opt_args`` (merged over every option) the whole call.
 mmengine and mmcv configs spell an optimizer as ``dict(type="AdamW", weight_decay=0.05)``
 (under ``optimizer=`` of an ``optim_wrapper`` dict, or bound to ``optimizer``); the default
 constructor hands it every parameter unless ``paramwise_cfg`` sets a decay multiplier of
@@ -18,10 +22,11 @@ import libcst as cst
 
 from wd_guard.optimizers import FactoryFact, OptimizerFact, factory, lookup
 
-from wd_guard.lint.analysis.names import Names, string_value
+from wd_guard.lint.analysis.names import Names, dotted, string_value
+from wd_guard.lint.analysis.values import Values
 from wd_guard.lint.rules.base import FileContext
 from wd_guard.lint.rules.params import BlanketSearch
-from wd_guard.lint.rules.sites import Site, bind, optimizer_fact
+from wd_guard.lint.rules.sites import Site, bind, file_values, optimizer_fact
 
 TYPE = "type"
 OPTIMIZER = "optimizer"
@@ -39,17 +44,37 @@ def factory_sites(call: cst.Call, names: Names, ctx: FileContext) -> List[Site]:
     fact = factory(qualified) if qualified else None
     if fact is None:
         return []
+    values = ctx.shared(file_values)
     arguments, open_ = _bind_factory(fact, call.args)
+    custom = any(option in arguments for option in fact.custom_groups)
+    if fact.namespace is not None:
+        read = _namespace(fact, arguments, values)
+        if read is None:
+            return []
+        options, custom = read
+        arguments = {**options, **arguments}
     opt = arguments.get("opt")
-    name = fact.default_opt if opt is None and not open_ else _string(opt, names)
+    name = fact.default_opt if opt is None and not open_ else _string(opt, names, values)
     option = fact.opt_names.get(name.lower().split("_")[-1]) if name else None
     cls = lookup(option.cls) if option is not None else None
     if cls is None:
         return []
     site = Site(call, call.func, cls, names, arguments, open_, built="factory")
     site.defaults = {"weight_decay": fact.default_weight_decay, **option.options}  # type: ignore[union-attr]
-    site.split, site.everything = _factory_split(fact, arguments, open_, names, ctx)
+    site.split, site.everything = (None, None) if custom else _factory_split(fact, arguments, open_, names, ctx)
     return [site]
+
+
+def _namespace(fact: FactoryFact, arguments: Dict[str, cst.Arg], values: Values):
+    """The options a factory reads off the object it is handed (``args.opt``, ...), as
+    arguments that read them, and whether that object may ask for groups of its own. None
+    when the object is not a plain name or attribute chain, or when it may carry options
+    that replace any of these (timm merges ``args.opt_args`` over them)."""
+    given = arguments.get(fact.namespace)  # type: ignore[arg-type]
+    if given is None or dotted(given.value) is None or not all(values.unset(option) for option in fact.namespace_kwargs):
+        return None
+    options = {option: cst.Arg(cst.Attribute(given.value, cst.Name(option))) for option in fact.namespace_options}
+    return options, not all(values.unset(option) for option in fact.custom_groups)
 
 
 def _bind_factory(fact: FactoryFact, args) -> tuple:
@@ -67,14 +92,14 @@ def _bind_factory(fact: FactoryFact, args) -> tuple:
     return {key: arg for key, arg in arguments.items()}, open_
 
 
-def _string(arg: Optional[cst.Arg], names: Names) -> Optional[str]:
-    return None if arg is None else string_value(names.follow(arg.value))
+def _string(arg: Optional[cst.Arg], names: Names, values: Values) -> Optional[str]:
+    return None if arg is None else values.text(arg.value, names)
 
 
 def _factory_split(fact: FactoryFact, arguments: Dict[str, cst.Arg], open_: bool, names: Names, ctx: FileContext):
     """Whether the factory splits decay / no-decay, and what it hands over whole if not."""
-    given = arguments.get(fact.positional[0])
-    if given is None or open_ or any(option in arguments for option in fact.custom_groups):
+    given = arguments.get(fact.model)
+    if given is None or open_:
         return None, None
     source = BlanketSearch(ctx).source(given.value, names)
     if source is not None:

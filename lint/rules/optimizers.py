@@ -53,6 +53,12 @@ class CoupledDecayAdaptive(LintRule):
         "import bitsandbytes as bnb\nopt = bnb.optim.Adam8bit(params, lr=1e-3, weight_decay=0.01)\n",
         "from lion_pytorch import Lion\nopt = Lion(params, lr=1e-4, weight_decay=1e-2)\n",
         "import timm.optim\nopt = timm.optim.create_optimizer_v2(model, opt='adamw', weight_decay=0.05)\n",
+        "import torch_optimizer as optim\nopt = optim.Lamb(params, lr=1e-3, weight_decay=0.01)\n",
+        "from torch_optimizer import AdaBelief\nopt = AdaBelief(params, weight_decay=1e-2, weight_decouple=True)\n",
+        "import bitsandbytes as bnb\nopt = bnb.optim.PagedLion8bit(params, lr=1e-4, weight_decay=0.1)\n",
+        "import argparse\nfrom timm.optim import create_optimizer\nparser = argparse.ArgumentParser()\nparser.add_argument('--opt', default='adamw')\n"
+        "parser.add_argument('--weight-decay', type=float, default=0.05)\nargs = parser.parse_args()\nopt = create_optimizer(args, model)\n",
+        "from timm.optim import create_optimizer\ndef build(args, model):\n    return create_optimizer(args, model)\n",
         "optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))\n",
         "_base_ = ['./base.py']\noptim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))\n",
     )
@@ -130,6 +136,17 @@ class CoupledDecayAdaptive(LintRule):
         ),
         Invalid("from timm.optim import create_optimizer_v2\nopt = create_optimizer_v2(model, opt='adam', weight_decay=0.05)\n", line=2),
         Invalid("import timm\nopt = timm.optim.create_optimizer_v2(model, 'lookahead_rmsprop', 1e-2, 1e-5)\n", line=2),
+        Invalid(
+            "import argparse\nfrom timm.optim import create_optimizer\nparser = argparse.ArgumentParser()\nparser.add_argument('--opt', default='adam')\n"
+            "parser.add_argument('--weight-decay', type=float, default=0.05)\nargs = parser.parse_args()\nopt = create_optimizer(args, model)\n",
+            line=7,
+        ),
+        Invalid("import torch_optimizer as optim\nopt = optim.Yogi(params, lr=1e-2, weight_decay=1e-4)\n"),
+        Invalid(
+            "import torch_optimizer\nopt = torch_optimizer.AdaBelief(params, weight_decay=1e-2)\n",
+            fixed="import torch_optimizer\nopt = torch_optimizer.AdaBelief(params, weight_decay=1e-2, weight_decouple=True)\n",
+        ),
+        Invalid("import bitsandbytes as bnb\nopt = bnb.optim.RMSprop8bit(params, lr=1e-2, weight_decay=1e-5)\n"),
         Invalid("from torch.optim import RMSprop\noptim_wrapper = dict(optimizer=dict(type=RMSprop, lr=1e-3, weight_decay=1e-5))\n", line=2),
         Invalid("optimizer = dict(type='Adam', lr=1e-3, weight_decay=1e-4)\noptimizer_config = dict(grad_clip=None)\n", line=1),
         Invalid(
@@ -168,6 +185,11 @@ class BlanketDecay(LintRule):
         "import argparse, torch\np = argparse.ArgumentParser()\np.add_argument('--weight-decay', type=float, default=0)\n"
         "args = p.parse_args()\nopt = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=args.weight_decay)\n",
         "from timm.optim import create_optimizer_v2\nopt = create_optimizer_v2(model, 'adamw', weight_decay=0.05)\n",
+        "import argparse\nfrom timm.optim import create_optimizer\nparser = argparse.ArgumentParser()\nparser.add_argument('--opt', default='sgd')\n"
+        "parser.add_argument('--weight-decay', type=float, default=1e-4)\nargs = parser.parse_args()\nopt = create_optimizer(args, model)\n",
+        "import argparse\nfrom timm.optim import create_optimizer\nparser = argparse.ArgumentParser()\nparser.add_argument('--opt', default='sgd')\n"
+        "parser.add_argument('--weight-decay', type=float, default=1e-4)\nparser.add_argument('--layer-decay', type=float, default=0.75)\n"
+        "args = parser.parse_args()\nopt = create_optimizer(args, model, filter_bias_and_bn=False)\n",
         "optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05), paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))\n",
         "_base_ = ['./base.py']\noptim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05))\n",
         "import torch\nopt = torch.optim.AdamW(model.parameters(), lr=3e-4, **cfg)\n",
@@ -247,6 +269,11 @@ class BlanketDecay(LintRule):
             "opt = torch.optim.AdamW(wd_guard.param_groups(controlnet, weight_decay=0.01))\n",
         ),
         Invalid("from timm.optim import create_optimizer_v2\nopt = create_optimizer_v2(model, 'sgd', lr=0.1, weight_decay=1e-4, filter_bias_and_bn=False)\n"),
+        Invalid(
+            "import argparse\nfrom timm.optim import create_optimizer\nparser = argparse.ArgumentParser()\nparser.add_argument('--opt', default='momentum')\n"
+            "parser.add_argument('--weight-decay', type=float, default=1e-4)\nargs = parser.parse_args()\nopt = create_optimizer(args, model, False)\n",
+            line=7,
+        ),
         Invalid("optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05))\n"),
     )
 
