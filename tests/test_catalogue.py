@@ -91,3 +91,27 @@ def test_decay_kind_follows_the_flag(name, options, kind):
 
 def test_adamw_default_decay_is_the_one_people_forget():
     assert optimizers.lookup("torch.optim.AdamW").default_weight_decay == 0.01
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "bitsandbytes.optim.rmsprop.RMSprop",
+        "bitsandbytes.optim.adagrad.Adagrad",
+        "torch_optimizer.adabound.AdaBound",
+        "torch_optimizer.yogi.Yogi",
+        "torch_optimizer.adabelief.AdaBelief",
+        "apex.optimizers.fused_adam.FusedAdam",
+        "deepspeed.ops.adam.fused_adam.FusedAdam",
+    ],
+)
+def test_wd101_page_names_only_optimizers_the_table_couples(name):
+    """The third-party optimizers WD101's page names as coupling their decay do so in the table
+    (AdaBelief and FusedAdam when their flag is off)."""
+    from wd_guard.optimizers import OPTIMIZERS, DecayKind
+
+    fact = next(f for f in OPTIMIZERS if f.name == name)
+    assert fact.decay is DecayKind.COUPLED_ADAPTIVE
+    assert fact.name.rsplit(".", 1)[1] in get_rule("WD101").explanation
+    if fact.decoupled_flag is not None:
+        assert f"{fact.decoupled_flag}=" in get_rule("WD101").explanation

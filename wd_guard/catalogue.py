@@ -121,7 +121,10 @@ RULES: Tuple[Rule, ...] = (
         explanation="""
 ## What it does
 Flags an adaptive optimizer (Adam, Adamax, RMSprop, Adagrad, Adadelta, NAdam, RAdam) that is
-given a non-zero `weight_decay` without `decoupled_weight_decay=True`.
+given a non-zero `weight_decay` without `decoupled_weight_decay=True`, and the third-party
+optimizers that add the decay to the gradient the same way: bitsandbytes' RMSprop and
+Adagrad, torch-optimizer's AdaBound, Yogi or AdaBelief without `weight_decouple=True`, apex's
+and DeepSpeed's `FusedAdam(adam_w_mode=False)`, among others.
 
 ## Why is this bad?
 These optimizers add `weight_decay * theta` to the gradient and then divide the update by
