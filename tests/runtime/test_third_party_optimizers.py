@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from wd_guard import audit, param_groups
+from wd_guard._decay import decay_per_step
 from wd_guard.optimizers import DecayKind, fact_for_class, group_kind
 
 
@@ -80,3 +81,25 @@ def test_the_group_flag_wins_over_the_optimizer_attribute(make_mlp):
     opt.param_groups[0]["adam_w_mode"] = False
     assert group_kind(fact_for_class(FusedAdam), opt.param_groups[0], opt) is DecayKind.COUPLED_ADAPTIVE
     assert group_kind(fact_for_class(FusedAdam), opt.param_groups[1], opt) is DecayKind.DECOUPLED
+
+
+def test_decay_per_step_reads_the_flag_on_the_optimizer(make_mlp):
+    """apex's decoupled mode lives on the optimizer: lr * wd per step, and 0.0 where a group
+    does not decay; coupled through Adam's state, the rate is not known from settings alone."""
+    net = make_mlp()
+    fact = fact_for_class(FusedAdam)
+    decoupled = FusedAdam(param_groups(net, 0.01), lr=0.5)
+    assert "adam_w_mode" not in decoupled.param_groups[0]
+    assert decay_per_step(fact, decoupled.param_groups[0], decoupled) == pytest.approx(0.5 * 0.01)
+    assert decoupled.param_groups[1]["weight_decay"] == 0.0
+    assert decay_per_step(fact, decoupled.param_groups[1], decoupled) == 0.0
+    coupled = FusedAdam(param_groups(net, 0.01), lr=0.5, adam_w_mode=False)
+    assert decay_per_step(fact, coupled.param_groups[0], coupled) is None
+
+
+def test_a_group_without_weight_decay_does_not_decay():
+    # A group that sets no weight_decay at all (an optimizer without the option) decays
+    # nothing, even where the rate would otherwise depend on the optimizer's state.
+    adam = fact_for_class(torch.optim.Adam)
+    assert decay_per_step(adam, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}) == 0.0
+    assert decay_per_step(adam, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1}) is None
