@@ -8,6 +8,7 @@ optimizers by qualified name, so it treats these exactly as the originals.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -103,3 +104,14 @@ def test_a_group_without_weight_decay_does_not_decay():
     adam = fact_for_class(torch.optim.Adam)
     assert decay_per_step(adam, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}) == 0.0
     assert decay_per_step(adam, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1}) is None
+
+
+@pytest.mark.parametrize("cls", [AdaBelief, FusedAdam])
+def test_options_without_the_flag_take_the_constructor_default(cls):
+    # A group or a call that does not set the flag gets the constructor's default:
+    # decoupled for timm's AdaBelief and apex's FusedAdam, coupled for torch's Adam.
+    fact = fact_for_class(cls)
+    assert inspect.signature(cls.__init__).parameters[fact.decoupled_flag].default is True
+    assert fact.kind_for({}) is DecayKind.DECOUPLED
+    assert fact.kind_for({fact.decoupled_flag: False}) is DecayKind.COUPLED_ADAPTIVE
+    assert fact_for_class(torch.optim.Adam).kind_for({}) is DecayKind.COUPLED_ADAPTIVE
