@@ -86,7 +86,10 @@ def test_subclass_that_rewrites_step_is_unknown():
 def test_a_step_wrapped_with_functools_wraps_is_a_rewrite():
     # A wrapper that keeps the parent's name and docs (functools.wraps sets ``__wrapped__``)
     # may still change the update before or after it calls the parent: only torch's own
-    # profiling wrapper (marked ``hooked``) is looked through.
+    # profiling wrapper (marked ``hooked``) is looked through. Once an Adam exists, Adam's
+    # step is that wrapper, and functools.wraps copies its ``hooked`` mark too.
+    torch.optim.Adam(torch.nn.Linear(2, 2).parameters())
+    assert torch.optim.Adam.step.hooked
     def clipped(step):
         @functools.wraps(step)
         def wrapper(self, closure=None):
@@ -99,7 +102,7 @@ def test_a_step_wrapped_with_functools_wraps_is_a_rewrite():
     class Clipped(torch.optim.Adam):
         step = clipped(torch.optim.Adam.step)
 
-    assert Clipped.step.__wrapped__ is torch.optim.Adam.step
+    assert Clipped.step.__wrapped__ is torch.optim.Adam.step and Clipped.step.hooked
     assert optimizers.fact_for_class(Clipped) is None
     Clipped(torch.nn.Linear(2, 2).parameters())
     assert getattr(Clipped.step, "hooked", False)
