@@ -178,3 +178,17 @@ def test_only_a_declared_parameter_names_who_declared_it():
         ("flat", Role.UNMAPPED),
     ):
         assert infos[name].role is role and infos[name].declared_by == "", name
+
+
+def test_a_deepspeed_zero3_placeholder_classifies_by_its_ds_shape():
+    # ZeRO-3 leaves an empty placeholder in the module and keeps the real shape in ds_shape.
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mix = nn.Parameter(torch.empty(0))
+            self.mix.ds_shape = torch.Size([4, 4])
+            self.scale = nn.Parameter(torch.empty(0))
+            self.scale.ds_shape = torch.Size([4])
+
+    roles = {info.name: info.role for info in classify(Block()).values()}
+    assert roles == {"mix": Role.WEIGHT, "scale": Role.GAIN}
