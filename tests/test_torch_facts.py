@@ -90,6 +90,7 @@ def test_a_step_wrapped_with_functools_wraps_is_a_rewrite():
     # step is that wrapper, and functools.wraps copies its ``hooked`` mark too.
     torch.optim.Adam(torch.nn.Linear(2, 2).parameters())
     assert torch.optim.Adam.step.hooked
+
     def clipped(step):
         @functools.wraps(step)
         def wrapper(self, closure=None):
