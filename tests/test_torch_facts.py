@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import pytest
@@ -80,6 +81,33 @@ def test_subclass_that_rewrites_step_is_unknown():
     Same(model.parameters())
     assert optimizers.fact_for_class(Mine) is None
     assert optimizers.fact_for_class(Same).name == "torch.optim.Adam"
+
+
+def test_a_step_wrapped_with_functools_wraps_is_a_rewrite():
+    # A wrapper that keeps the parent's name and docs (functools.wraps sets ``__wrapped__``)
+    # may still change the update before or after it calls the parent: only torch's own
+    # profiling wrapper (marked ``hooked``) is looked through. Once an Adam exists, Adam's
+    # step is that wrapper, and functools.wraps copies its ``hooked`` mark too.
+    torch.optim.Adam(torch.nn.Linear(2, 2).parameters())
+    assert torch.optim.Adam.step.hooked
+
+    def clipped(step):
+        @functools.wraps(step)
+        def wrapper(self, closure=None):
+            for group in self.param_groups:
+                torch.nn.utils.clip_grad_norm_(group["params"], 1.0)
+            return step(self, closure)
+
+        return wrapper
+
+    class Clipped(torch.optim.Adam):
+        step = clipped(torch.optim.Adam.step)
+
+    assert Clipped.step.__wrapped__ is torch.optim.Adam.step and Clipped.step.hooked
+    assert optimizers.fact_for_class(Clipped) is None
+    Clipped(torch.nn.Linear(2, 2).parameters())
+    assert getattr(Clipped.step, "hooked", False)
+    assert optimizers.fact_for_class(Clipped) is None
 
 
 @pytest.mark.parametrize("fact", TORCH_FACTS, ids=lambda f: f.short_name)

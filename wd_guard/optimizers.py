@@ -16,6 +16,7 @@ each read from the package's own source, which they cite. The shapes of the fact
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from wd_guard import _facts_bnb, _facts_third_party, _facts_torch_optimizer
@@ -261,9 +262,23 @@ def fact_for_class(cls: type) -> Optional[OptimizerFact]:
 def _update_rule(cls: type) -> Any:
     """The class's ``step`` without torch's profiling wrapper (marked ``hooked`` by torch)."""
     step = getattr(cls, "step", None)
-    while getattr(step, "hooked", False) and hasattr(step, "__wrapped__"):
+    while _is_profiling_wrapper(step):
         step = step.__wrapped__
     return step
+
+
+def _is_profiling_wrapper(step: Any) -> bool:
+    """Whether ``step`` is the wrapper torch's ``Optimizer`` puts on a class's ``step``.
+
+    The ``hooked`` mark alone is not enough: ``functools.wraps`` copies it, with the rest of
+    the wrapped function's attributes, onto a user's own wrapper of an already hooked
+    ``step``, which may change the update. torch's wrapper is also defined in torch's
+    ``optim/optimizer.py``; ``functools.wraps`` does not copy a function's code.
+    """
+    if not (getattr(step, "hooked", False) and hasattr(step, "__wrapped__")):
+        return False
+    code = getattr(step, "__code__", None)
+    return code is not None and os.path.normpath(code.co_filename).split(os.sep)[-3:] == ["torch", "optim", "optimizer.py"]
 
 
 def group_kind(fact: Optional[OptimizerFact], group: Mapping[str, Any], optimizer: object = None) -> DecayKind:

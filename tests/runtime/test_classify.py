@@ -152,3 +152,43 @@ def test_frozen_parameters_are_classified_but_not_trainable(make_mlp):
     net[0].requires_grad_(False)
     trainable = {info.name: info.trainable for info in classify(net).values()}
     assert trainable == {"0.weight": False, "0.bias": False, "2.weight": True, "2.bias": True}
+
+
+def test_only_a_declared_parameter_names_who_declared_it():
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(4, 3)
+            self.norm = nn.LayerNorm(3)
+            self.proj = nn.Linear(3, 3)
+            self.gain = nn.Parameter(torch.ones(3, 3))
+            self.flat = nn.Parameter(torch.zeros(6))
+            self.flat._is_flat_param = True  # FSDP's marker of a flattened parameter
+
+        def no_weight_decay(self):
+            return ["gain"]
+
+    infos = {info.name: info for info in classify(Net()).values()}
+    assert infos["gain"].role is Role.DECLARED and infos["gain"].declared_by == "Net.no_weight_decay()"
+    for name, role in (
+        ("embed.weight", Role.EMBEDDING),
+        ("norm.weight", Role.NORM),
+        ("proj.bias", Role.BIAS),
+        ("proj.weight", Role.WEIGHT),
+        ("flat", Role.UNMAPPED),
+    ):
+        assert infos[name].role is role and infos[name].declared_by == "", name
+
+
+def test_a_deepspeed_zero3_placeholder_classifies_by_its_ds_shape():
+    # ZeRO-3 leaves an empty placeholder in the module and keeps the real shape in ds_shape.
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mix = nn.Parameter(torch.empty(0))
+            self.mix.ds_shape = torch.Size([4, 4])
+            self.scale = nn.Parameter(torch.empty(0))
+            self.scale.ds_shape = torch.Size([4])
+
+    roles = {info.name: info.role for info in classify(Block()).values()}
+    assert roles == {"mix": Role.WEIGHT, "scale": Role.GAIN}

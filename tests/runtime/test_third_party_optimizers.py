@@ -9,6 +9,7 @@ optimizers by qualified name, so it treats these exactly as the originals.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -198,3 +199,36 @@ def test_sgdw_stays_unknown(make_mlp):
 def test_fused_adagrad_decouples_when_the_optimizer_says_so(make_mlp):
     net = make_mlp()
     assert _codes(net, FusedAdagrad(param_groups(net, 0.01), adagrad_w_mode=True)) == []
+
+
+def test_decay_per_step_reads_the_flag_on_the_optimizer(make_mlp):
+    """apex's decoupled mode lives on the optimizer: lr * wd per step, and 0.0 where a group
+    does not decay; coupled through Adam's state, the rate is not known from settings alone."""
+    net = make_mlp()
+    fact = fact_for_class(FusedAdam)
+    decoupled = FusedAdam(param_groups(net, 0.01), lr=0.5)
+    assert "adam_w_mode" not in decoupled.param_groups[0]
+    assert decay_per_step(fact, decoupled.param_groups[0], decoupled) == pytest.approx(0.5 * 0.01)
+    assert decoupled.param_groups[1]["weight_decay"] == 0.0
+    assert decay_per_step(fact, decoupled.param_groups[1], decoupled) == 0.0
+    coupled = FusedAdam(param_groups(net, 0.01), lr=0.5, adam_w_mode=False)
+    assert decay_per_step(fact, coupled.param_groups[0], coupled) is None
+
+
+def test_a_group_without_weight_decay_does_not_decay():
+    # A group that sets no weight_decay at all (an optimizer without the option) decays
+    # nothing, even where the rate would otherwise depend on the optimizer's state.
+    adam = fact_for_class(torch.optim.Adam)
+    assert decay_per_step(adam, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}) == 0.0
+    assert decay_per_step(adam, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1}) is None
+
+
+@pytest.mark.parametrize("cls", [AdaBelief, FusedAdam])
+def test_options_without_the_flag_take_the_constructor_default(cls):
+    # A group or a call that does not set the flag gets the constructor's default:
+    # decoupled for timm's AdaBelief and apex's FusedAdam, coupled for torch's Adam.
+    fact = fact_for_class(cls)
+    assert inspect.signature(cls.__init__).parameters[fact.decoupled_flag].default is True
+    assert fact.kind_for({}) is DecayKind.DECOUPLED
+    assert fact.kind_for({fact.decoupled_flag: False}) is DecayKind.COUPLED_ADAPTIVE
+    assert fact_for_class(torch.optim.Adam).kind_for({}) is DecayKind.COUPLED_ADAPTIVE

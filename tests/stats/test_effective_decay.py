@@ -142,12 +142,13 @@ def test_rmsprop(centered, momentum):
     _check(model, optimizer, expected)
 
 
-def test_adagrad_with_lr_decay():
-    model, optimizer = _trained(lambda p: torch.optim.Adagrad(p, lr=LR, lr_decay=0.05, eps=1e-8, weight_decay=WD))
+@pytest.mark.parametrize("eps", [1e-8, 0.3])  # 0.3: as large as sqrt(sum), so it counts
+def test_adagrad_with_lr_decay(eps):
+    model, optimizer = _trained(lambda p: torch.optim.Adagrad(p, lr=LR, lr_decay=0.05, eps=eps, weight_decay=WD))
 
     def expected(state, group):
         clr = LR / (1 + (_step(state) - 1) * 0.05)
-        return _median(clr * WD / (state["sum"].sqrt() + 1e-8))
+        return _median(clr * WD / (state["sum"].sqrt() + eps))
 
     _check(model, optimizer, expected)
 
@@ -177,9 +178,11 @@ def test_nadam_momentum_cache():
     _check(model, optimizer, expected)
 
 
-@pytest.mark.parametrize("steps", [3, 12])
-def test_radam_rectification(steps):
-    model, optimizer = _trained(lambda p: torch.optim.RAdam(p, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=WD), steps=steps)
+# Step 6 is the first one torch rectifies with beta2 = 0.999 (rho_6 = 5.994 > 5); an eps
+# as large as sqrt(v) shows it is added, not subtracted.
+@pytest.mark.parametrize("steps, eps", [(3, 1e-8), (6, 1e-8), (12, 1e-8), (12, 0.1)])
+def test_radam_rectification(steps, eps):
+    model, optimizer = _trained(lambda p: torch.optim.RAdam(p, lr=LR, betas=(0.9, 0.999), eps=eps, weight_decay=WD), steps=steps)
 
     def expected(state, group):
         t = _step(state)
@@ -188,11 +191,11 @@ def test_radam_rectification(steps):
         if rho_t <= 5:
             return LR * WD  # not yet rectified: a plain momentum step
         rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-        return _median(LR * WD * rect * math.sqrt(1 - 0.999**t) / (state["exp_avg_sq"].sqrt() + 1e-8))
+        return _median(LR * WD * rect * math.sqrt(1 - 0.999**t) / (state["exp_avg_sq"].sqrt() + eps))
 
     _check(model, optimizer, expected)
     t = steps
-    assert (1999 - 2 * t * 0.999**t / (1 - 0.999**t) > 5) == (steps == 12)
+    assert (1999 - 2 * t * 0.999**t / (1 - 0.999**t) > 5) == (steps >= 6)
 
 
 def test_no_decay_is_zero_and_unknown_has_no_key():
@@ -292,3 +295,51 @@ def test_a_zero_denominator_is_inf_without_a_warning():
     # Every norm is zero, so the total is the plain mean rather than 0 / 0.
     assert stats["weight_norm/total"] == 0.0
     assert stats["effective_decay/total"] == math.inf
+
+
+def test_adadelta_with_an_eps_per_group():
+    # Two groups that disagree on eps: each parameter's ratio uses its own group's eps.
+    torch.manual_seed(0)
+    model = nn.Linear(7, 5)
+    optimizer = torch.optim.Adadelta(
+        [{"params": [model.weight], "eps": 1e-6}, {"params": [model.bias], "eps": 1e-2}], lr=1.0, rho=0.9, weight_decay=WD
+    )
+    for _ in range(4):
+        optimizer.zero_grad()
+        x = torch.randn(16, 7)
+        nn.functional.mse_loss(model(x), x[:, :5].sin()).backward()
+        optimizer.step()
+    stats = weight_stats(model, optimizer)
+    for name, param, eps in (("weight", model.weight, 1e-6), ("bias", model.bias, 1e-2)):
+        state = optimizer.state[param]
+        ratio = (state["acc_delta"] + eps).sqrt() / (state["square_avg"] + eps).sqrt()
+        assert stats[f"effective_decay/{name}"] == pytest.approx(_median(WD * ratio), rel=1e-5), name
+
+
+def test_adadelta_with_a_single_parameter():
+    torch.manual_seed(0)
+    weight = nn.Parameter(torch.randn(5, 7))
+    model = nn.Module()
+    model.register_parameter("weight", weight)
+    optimizer = torch.optim.Adadelta([weight], lr=1.0, rho=0.9, eps=1e-6, weight_decay=WD)
+    for _ in range(3):
+        optimizer.zero_grad()
+        (weight.sin().sum() + (weight * torch.randn(5, 7)).sum()).backward()
+        optimizer.step()
+    state = optimizer.state[weight]
+    ratio = (state["acc_delta"] + 1e-6).sqrt() / (state["square_avg"] + 1e-6).sqrt()
+    assert weight_stats(model, optimizer)["effective_decay/weight"] == pytest.approx(_median(WD * ratio), rel=1e-5)
+
+
+def test_scalars_stack_as_float64_on_the_cpu():
+    # Step counts come as 0-d float32 or int64 tensors, hyperparameters as numbers or None:
+    # every column is float64 on the CPU, None as NaN.
+    from wd_guard._decay import stack_scalars
+
+    steps = stack_scalars([torch.tensor(3.0), torch.tensor(5.0)])
+    assert steps.dtype == torch.float64 and steps.tolist() == [3.0, 5.0]
+    mixed = stack_scalars([torch.tensor(7), None, 0.5])
+    assert mixed.dtype == torch.float64
+    assert mixed[0].item() == 7.0 and math.isnan(mixed[1].item()) and mixed[2].item() == 0.5
+    numbers = stack_scalars([0.1, None])
+    assert numbers.dtype == torch.float64 and numbers[0].item() == 0.1 and math.isnan(numbers[1].item())
