@@ -4,9 +4,24 @@ how each applies ``weight_decay``, read from the package's own source, cited bes
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Tuple
 
 from wd_guard._facts import SCALED, DecayKind, OptimizerFact
+
+# NVIDIA/apex apex/optimizers/fused_adam.py: ``adam_w_mode=True`` by default, kept on the
+# optimizer (``self.adam_w_mode``), not in the groups; False makes decay coupled L2.
+_APEX_FUSED_ADAM = OptimizerFact(
+    name="apex.optimizers.fused_adam.FusedAdam",
+    decay=DecayKind.COUPLED_ADAPTIVE,
+    default_lr=1e-3,
+    decoupled_flag="adam_w_mode",
+    decoupled_by_default=True,
+    positional=("lr", "bias_correction", "betas", "eps", "adam_w_mode", "weight_decay", "amsgrad", "set_grad_none"),
+    adaptive=True,
+    mechanics="decoupled",
+    aliases=("apex.optimizers.FusedAdam",),
+)
 
 OPTIMIZERS: Tuple[OptimizerFact, ...] = (
     OptimizerFact(
@@ -37,19 +52,7 @@ OPTIMIZERS: Tuple[OptimizerFact, ...] = (
         mechanics="decoupled",
         aliases=("timm.optim.AdaBelief",),
     ),
-    # NVIDIA/apex apex/optimizers/fused_adam.py: ``adam_w_mode=True`` by default, kept on the
-    # optimizer (``self.adam_w_mode``), not in the groups; False makes decay coupled L2.
-    OptimizerFact(
-        name="apex.optimizers.fused_adam.FusedAdam",
-        decay=DecayKind.COUPLED_ADAPTIVE,
-        default_lr=1e-3,
-        decoupled_flag="adam_w_mode",
-        decoupled_by_default=True,
-        positional=("lr", "bias_correction", "betas", "eps", "adam_w_mode", "weight_decay", "amsgrad", "set_grad_none"),
-        adaptive=True,
-        mechanics="decoupled",
-        aliases=("apex.optimizers.FusedAdam",),
-    ),
+    _APEX_FUSED_ADAM,
     # apex/optimizers/fused_adagrad.py: ``adagrad_w_mode=False`` by default, kept on the
     # optimizer; csrc/multi_tensor_adagrad.cu adds ``weight_decay * p`` to the gradient in
     # mode 0 (L2) and to the update after the denominator in mode 1 (decoupled).
@@ -107,18 +110,8 @@ OPTIMIZERS: Tuple[OptimizerFact, ...] = (
     ),
     # deepspeedai/DeepSpeed deepspeed/ops/adam/fused_adam.py (adapted from apex):
     # ``FusedAdam(params, lr=1e-3, bias_correction=True, betas, eps, adam_w_mode=True,
-    # weight_decay=0., ...)``, the flag kept as ``self.adam_w_mode``.
-    OptimizerFact(
-        name="deepspeed.ops.adam.fused_adam.FusedAdam",
-        decay=DecayKind.COUPLED_ADAPTIVE,
-        default_lr=1e-3,
-        decoupled_flag="adam_w_mode",
-        decoupled_by_default=True,
-        positional=("lr", "bias_correction", "betas", "eps", "adam_w_mode", "weight_decay", "amsgrad", "set_grad_none"),
-        adaptive=True,
-        mechanics="decoupled",
-        aliases=("deepspeed.ops.adam.FusedAdam",),
-    ),
+    # weight_decay=0., ...)``, the flag kept as ``self.adam_w_mode``: apex's facts, another name.
+    replace(_APEX_FUSED_ADAM, name="deepspeed.ops.adam.fused_adam.FusedAdam", aliases=("deepspeed.ops.adam.FusedAdam",)),
     # lucidrains/lion-pytorch lion_pytorch/lion_pytorch.py: ``p.data.mul_(1. - lr * wd)``
     # before the sign update; ``lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0``.
     OptimizerFact(
